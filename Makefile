@@ -1,0 +1,50 @@
+# Makefile: a thin wrapper over CMake. `make demo` and `make test` are the two commands of
+# the README; each installs what is missing (tools/install-deps.sh) and builds first.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build asan test test-fast demo fuzz bench clean golden
+
+all: build
+
+deps:
+	@./tools/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DFLOW_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DFLOW_WERROR=ON -DFLOW_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Every test twice: under ASan+UBSan, then the normal build (whose CTest summary ends the run).
+test: build asan
+	@echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer =="
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j $(JOBS)
+	@echo "== tests =="
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-fast: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Rewrites the golden files of tests/diag and tests/disasm from the current compiler.
+golden: build
+	@for f in tests/diag/*.flow; do UPDATE_GOLDEN=1 sh tests/golden.sh diag $(BUILD)/flowc $$f; done
+	@for f in tests/disasm/*.flow; do UPDATE_GOLDEN=1 sh tests/golden.sh disasm $(BUILD)/flowc $$f; done
+
+demo: build
+	@sh tools/demo.sh $(BUILD)
+
+fuzz: deps
+	@CC=clang cmake -S . -B build-fuzz -DFLOW_FUZZ=ON -DFLOW_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+
+bench: build
+	@sh bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -1,0 +1,217 @@
+/* compiler/flowc.c: the flowc command line: build, check, disasm, test. Parses arguments,
+ * runs the pipeline (compiler.h) and maps outcomes to exit codes:
+ *   0 ok, 1 usage or I/O error, 65 compile errors or rejected bytecode, 70 failed tests.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler.h"
+#include "transcript.h"
+
+#define EX_OK 0
+#define EX_USAGE 1
+#define EX_DATAERR 65
+#define EX_SOFTWARE 70
+
+static const char *const usage_main =
+    "usage: flowc COMMAND [OPTIONS] FILE...\n"
+    "\n"
+    "Commands:\n"
+    "  build FILE.flow... -o OUT.fbc   compile flows into one bytecode file\n"
+    "  check FILE.flow...              report errors and warnings only\n"
+    "  disasm FILE.fbc                 verify bytecode and print it readably\n"
+    "  test FILE.test...               run transcript tests\n"
+    "\n"
+    "Run 'flowc COMMAND --help' for a command's options.\n"
+    "Exit status: 0 ok, 1 usage, 65 compile errors or rejected bytecode, 70 failed tests.\n";
+
+static const char *const usage_build =
+    "usage: flowc build [--format text|json] [-Werror] -o OUT.fbc FILE.flow...\n"
+    "\n"
+    "Compiles the flows of all FILEs (they may call each other) into one verified bytecode\n"
+    "file. Diagnostics go to standard error as file:line:col: error: message.\n"
+    "  -o FILE          where to write the bytecode (required)\n"
+    "  --format json    print diagnostics as one JSON array\n"
+    "  -Werror          treat warnings as errors\n";
+
+static const char *const usage_check =
+    "usage: flowc check [--format text|json] [-Werror] FILE.flow...\n"
+    "\n"
+    "Checks the flows and reports every error and warning; writes nothing.\n"
+    "  --format json    print diagnostics as one JSON array (on standard output)\n"
+    "  -Werror          treat warnings as errors\n";
+
+static const char *const usage_disasm =
+    "usage: flowc disasm FILE.fbc\n"
+    "\n"
+    "Loads and verifies a bytecode file, then prints its constants, flows, steps and\n"
+    "instructions. A file the verifier rejects exits with 65 and the reason.\n";
+
+static const char *const usage_test =
+    "usage: flowc test [--coverage] [--verbose] [--filter TEXT] FILE.test...\n"
+    "\n"
+    "Runs transcript tests (docs/lang/testing.md) and prints 'N passed, N failed'.\n"
+    "  --coverage       report steps and branches that no test reached\n"
+    "  --verbose        print each conversation as the user would see it\n"
+    "  --filter TEXT    run only tests whose name contains TEXT\n";
+
+static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
+
+static int usage_error(const char *usage, const char *fmt, const char *arg) {
+  fprintf(stderr, "flowc: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n%s", usage);
+  return EX_USAGE;
+}
+
+/* build and check share their options. */
+static int cmd_compile(int argc, char **argv, int build) {
+  const char *usage = build ? usage_build : usage_check;
+  const char *out = NULL;
+  int json = 0, werror = 0;
+  char **files = calloc((size_t)argc + 1, sizeof(char *));
+  int nfiles = 0;
+  if (!files) return EX_SOFTWARE;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (is_help(a)) {
+      fputs(usage, stdout);
+      free(files);
+      return EX_OK;
+    } else if (build && !strcmp(a, "-o")) {
+      if (++i >= argc) { free(files); return usage_error(usage, "%s needs a file name", "-o"); }
+      out = argv[i];
+    } else if (!strcmp(a, "--format")) {
+      if (++i >= argc) { free(files); return usage_error(usage, "%s needs text or json", "--format"); }
+      if (!strcmp(argv[i], "json")) json = 1;
+      else if (strcmp(argv[i], "text")) { free(files); return usage_error(usage, "unknown format '%s'", argv[i]); }
+    } else if (!strcmp(a, "--format=json")) {
+      json = 1;
+    } else if (!strcmp(a, "-Werror")) {
+      werror = 1;
+    } else if (a[0] == '-' && a[1]) {
+      free(files);
+      return usage_error(usage, "unknown option '%s'", a);
+    } else {
+      files[nfiles++] = argv[i];
+    }
+  }
+  if (!nfiles) { free(files); return usage_error(usage, "%s", "no input files"); }
+  if (build && !out) { free(files); return usage_error(usage, "%s", "missing -o OUT.fbc"); }
+
+  FcCompiler c;
+  fc_init(&c);
+  c.diags.werror = werror;
+  size_t len = 0;
+  uint8_t *bc = fc_compile_files(&c, files, nfiles, &len);
+  int rc = c.diags.nerrors ? EX_DATAERR : EX_OK;
+  fc_print_diags(&c, json ? stdout : stderr, json);
+  if (bc && build) {
+    FILE *fp = fopen(out, "wb");
+    if (!fp || fwrite(bc, 1, len, fp) != len || fclose(fp) != 0) {
+      fprintf(stderr, "flowc: cannot write '%s': %s\n", out, strerror(errno));
+      rc = EX_USAGE;
+    }
+  }
+  free(bc);
+  fc_free(&c);
+  free(files);
+  return rc;
+}
+
+static uint8_t *read_all(const char *path, size_t *len) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  uint8_t *buf = malloc(cap);
+  size_t r;
+  while (buf && (r = fread(buf + n, 1, cap - n, fp)) > 0) {
+    n += r;
+    if (n == cap) {
+      if (cap > FV_MAX_FILE) break; /* the loader refuses it anyway */
+      cap *= 2;
+      uint8_t *nb = realloc(buf, cap);
+      if (!nb) { free(buf); buf = NULL; }
+      else buf = nb;
+    }
+  }
+  fclose(fp);
+  *len = n;
+  return buf;
+}
+
+static int cmd_disasm(int argc, char **argv) {
+  const char *file = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (is_help(argv[i])) { fputs(usage_disasm, stdout); return EX_OK; }
+    if (argv[i][0] == '-' && argv[i][1]) return usage_error(usage_disasm, "unknown option '%s'", argv[i]);
+    if (file) return usage_error(usage_disasm, "%s", "disasm takes one file");
+    file = argv[i];
+  }
+  if (!file) return usage_error(usage_disasm, "%s", "no input file");
+  size_t len;
+  uint8_t *buf = read_all(file, &len);
+  if (!buf) {
+    fprintf(stderr, "flowc: cannot read '%s': %s\n", file, strerror(errno));
+    return EX_USAGE;
+  }
+  char err[256];
+  FvProgram *p = fv_program_load(buf, len, err, sizeof err);
+  free(buf);
+  if (!p) {
+    fprintf(stderr, "%s: error: bytecode rejected: %s\n", file, err);
+    return EX_DATAERR;
+  }
+  char *text = fv_disasm(p);
+  fputs(text ? text : "", stdout);
+  free(text);
+  fv_program_free(p);
+  return EX_OK;
+}
+
+static int cmd_test(int argc, char **argv) {
+  FcTestOpts o = {0, 0, NULL, stdout};
+  char **files = calloc((size_t)argc + 1, sizeof(char *));
+  int nfiles = 0;
+  if (!files) return EX_SOFTWARE;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (is_help(a)) { fputs(usage_test, stdout); free(files); return EX_OK; }
+    if (!strcmp(a, "--coverage")) o.coverage = 1;
+    else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) o.verbose = 1;
+    else if (!strcmp(a, "--filter")) {
+      if (++i >= argc) { free(files); return usage_error(usage_test, "%s needs a text", "--filter"); }
+      o.filter = argv[i];
+    } else if (a[0] == '-' && a[1]) {
+      free(files);
+      return usage_error(usage_test, "unknown option '%s'", a);
+    } else files[nfiles++] = argv[i];
+  }
+  if (!nfiles) { free(files); return usage_error(usage_test, "%s", "no test files"); }
+  int rc = fc_test_files(files, nfiles, &o);
+  free(files);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage_main, stderr);
+    return EX_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (is_help(cmd) || !strcmp(cmd, "help")) {
+    fputs(usage_main, stdout);
+    return EX_OK;
+  }
+  if (!strcmp(cmd, "--version")) {
+    printf("flowc 0.1 (bytecode format %d, session state %d)\n", FV_FORMAT_VERSION, FV_STATE_VERSION);
+    return EX_OK;
+  }
+  if (!strcmp(cmd, "build")) return cmd_compile(argc - 2, argv + 2, 1);
+  if (!strcmp(cmd, "check")) return cmd_compile(argc - 2, argv + 2, 0);
+  if (!strcmp(cmd, "disasm")) return cmd_disasm(argc - 2, argv + 2);
+  if (!strcmp(cmd, "test")) return cmd_test(argc - 2, argv + 2);
+  fprintf(stderr, "flowc: unknown command '%s'\n%s", cmd, usage_main);
+  return EX_USAGE;
+}

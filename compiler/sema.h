@@ -1,0 +1,65 @@
+/* compiler/sema.h: what the checker (check.c) learns about a program and hands to the
+ * code generator (codegen.c): per flow its steps and variables (local slots), and the
+ * types it wrote into expression nodes. Lives in the compiler's arena.
+ *
+ * Conventions the checker writes into the tree:
+ *   expression nodes: type = FcType
+ *   VARREF:   op = FC_REF_LOCAL (slot = local), FC_REF_CTX (slot = FV_CTX_*),
+ *             FC_REF_MESSAGE, FC_REF_EVENT (slot = FC_EVP_*)
+ *   CALLB:    slot = builtin index
+ *   GOTO, OPTION, ROW, TIMEOUT, WHEN, ATTEMPTS, BRANCH, SAGA, TRIGGER(intent else):
+ *             slot = target step index (-1 none)
+ *   GOTO_FLOW, CALL: slot = flow index; CALL: ival = "into" local (-1 none)
+ *   ASK, BUTTONS, LIST, FOR: slot = the variable's local (-1 none)
+ *   ACTION:   slot = result local (-1 none)
+ *   STEP:     slot = step index
+ */
+#ifndef FC_SEMA_H
+#define FC_SEMA_H
+
+#include "compiler.h"
+
+typedef enum {
+  FT_ERROR = 0, /* after an error: compatible with everything, reported once */
+  FT_UNSET,
+  FT_BOOL,
+  FT_INT,
+  FT_NUMBER,
+  FT_TEXT,
+  FT_DURATION,
+  FT_LIST,
+  FT_RECORD,
+  FT_ANY /* known only at runtime (record fields, some builtins) */
+} FcType;
+
+enum { FC_REF_LOCAL = 1, FC_REF_CTX, FC_REF_MESSAGE, FC_REF_EVENT };
+enum { FC_EVP_FORM = 1, FC_EVP_MESSAGE, FC_EVP_IMAGE, FC_EVP_LOCATION };
+
+typedef struct FcVar {
+  const char *name;
+  FcType type;
+  FcLoc loc;      /* first declaration or assignment */
+  int is_param;
+  int declared;   /* param or var: assigned (possibly unset) from the start */
+} FcVar;
+
+typedef struct FcFlowSema {
+  FcNode *node;
+  const char *name;
+  FcNode **steps;
+  int nsteps;
+  FcVar *vars;
+  int nvars, capvars;
+  int nparams;
+  FcNode **params;  /* PARAM nodes in order */
+  FcType ret_type;
+} FcFlowSema;
+
+typedef struct FcSema {
+  FcFlowSema *flows;
+  int nflows;
+} FcSema;
+
+const char *fc_type_name(FcType t);
+
+#endif
