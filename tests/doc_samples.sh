@@ -1,13 +1,14 @@
 #!/bin/sh
-# tests/doc_samples.sh FLOWC DOCS_DIR: every ```flow block in the docs must compile with
+# tests/doc_samples.sh FLOWC PATH...: every ```flow block in the given Markdown files and
+# folders must compile with
 # `flowc check` (a block that starts with a line "# expect-error" must fail instead), so the
 # manual cannot drift from the compiler. Blocks that are fragments use ```flowfrag and are
 # not checked.
 set -u
-flowc=$1 docs=$2
+flowc=$1; shift
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 n=0 bad=0
-for md in $(find "$docs" -name '*.md' | sort); do
+for md in $(find "$@" -name '*.md' | sort); do
   awk -v dir="$tmp" -v md="$(basename "$md" .md)" '
     /^```flow[ \t]*$/ { inb = 1; n++; f = sprintf("%s/%s_%03d.flow", dir, md, n); next }
     /^```/ && inb { inb = 0; close(f); next }
