@@ -950,7 +950,7 @@ static void gen_flow(Gen *g, FcFlowSema *fl, FvFlow *out) {
   out->nparams = (uint16_t)fl->nparams;
   out->nlocals = (uint16_t)g->nlocals;
   out->local_names = fc_arena_alloc(ar, sizeof(uint32_t) * (size_t)(g->nlocals + 1));
-  memcpy(out->local_names, g->local_names, sizeof(uint32_t) * (size_t)g->nlocals);
+  if (g->nlocals) memcpy(out->local_names, g->local_names, sizeof(uint32_t) * (size_t)g->nlocals);
   out->nsteps = (uint16_t)fl->nsteps;
   out->steps = fc_arena_alloc(ar, sizeof(FvStepInfo) * (size_t)(fl->nsteps + 1));
   for (int s = 0; s < fl->nsteps; s++)
@@ -958,10 +958,10 @@ static void gen_flow(Gen *g, FcFlowSema *fl, FvFlow *out) {
                                  (uint32_t)fl->steps[s]->loc.first_line};
   out->code_len = g->len;
   out->code = fc_arena_alloc(ar, g->len + 1);
-  memcpy(out->code, g->code, g->len);
+  if (g->len) memcpy(out->code, g->code, g->len);
   out->nlines = g->nlines;
   out->lines = fc_arena_alloc(ar, sizeof(FvLine) * (g->nlines + 1));
-  memcpy(out->lines, g->lines, sizeof(FvLine) * g->nlines);
+  if (g->nlines) memcpy(out->lines, g->lines, sizeof(FvLine) * g->nlines);
   free(g->step_pc);
   g->step_pc = NULL;
 }

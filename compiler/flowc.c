@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "builtins.h"
 #include "compiler.h"
 #include "transcript.h"
 
@@ -22,6 +23,7 @@ static const char *const usage_main =
     "  check FILE.flow...              report errors and warnings only\n"
     "  disasm FILE.fbc                 verify bytecode and print it readably\n"
     "  test FILE.test...               run transcript tests\n"
+    "  builtins                        list the builtin functions (Markdown)\n"
     "\n"
     "Run 'flowc COMMAND --help' for a command's options.\n"
     "Exit status: 0 ok, 1 usage, 65 compile errors or rejected bytecode, 70 failed tests.\n";
@@ -194,6 +196,29 @@ static int cmd_test(int argc, char **argv) {
   return rc;
 }
 
+/* docs/lang/builtins.md is this output; a test keeps them equal. */
+static int cmd_builtins(void) {
+  static const char *tn[] = {"t", "text", "n", "number", "i", "int", "b", "bool", "d",
+                             "duration", "l", "list", "r", "record", "a", "any"};
+  printf("# Builtin functions\n\n"
+         "Generated from `stdlib/builtins.def` by `flowc builtins`; the checker and the VM\n"
+         "use the same table. \"clock\" builtins read the time of the event being handled, so\n"
+         "a replayed session computes the same values.\n\n"
+         "| function | result | effect | what it does |\n|---|---|---|---|\n");
+  for (int i = 0; i < FV_B__COUNT; i++) {
+    const FvBuiltin *b = &fv_builtins[i];
+    printf("| `%s(", b->name);
+    for (const char *p = b->params; *p; p++)
+      for (size_t k = 0; k < sizeof tn / sizeof *tn; k += 2)
+        if (*tn[k] == *p) printf("%s%s", p == b->params ? "" : ", ", tn[k + 1]);
+    const char *res = "any";
+    for (size_t k = 0; k < sizeof tn / sizeof *tn; k += 2)
+      if (*tn[k] == b->result[0]) res = tn[k + 1];
+    printf(")` | %s | %s | %s |\n", res, b->effect, b->doc);
+  }
+  return EX_OK;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage_main, stderr);
@@ -212,6 +237,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "check")) return cmd_compile(argc - 2, argv + 2, 0);
   if (!strcmp(cmd, "disasm")) return cmd_disasm(argc - 2, argv + 2);
   if (!strcmp(cmd, "test")) return cmd_test(argc - 2, argv + 2);
+  if (!strcmp(cmd, "builtins")) return cmd_builtins();
   fprintf(stderr, "flowc: unknown command '%s'\n%s", cmd, usage_main);
   return EX_USAGE;
 }

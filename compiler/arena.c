@@ -1,0 +1,115 @@
+/* compiler/arena.c: the compiler's arena (every tree node, name and string of a
+ * compilation, freed all at once with fc_arena_free) and the small tree helpers declared
+ * at the end of ast.h. Ownership rule: whatever comes from the arena is never freed on
+ * its own. Allocation failure aborts, like the rest of the compiler.
+ */
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ast.h"
+
+/* Blocks are chained, newest first; big requests get a block of their own. */
+typedef struct FcBlock {
+  struct FcBlock *next;
+  size_t used, cap;
+  alignas(max_align_t) unsigned char data[];
+} FcBlock;
+
+struct FcArena {
+  FcBlock *blocks;
+};
+
+enum { FC_ARENA_BLOCK = 64 * 1024 };
+
+FcArena *fc_arena_new(void) {
+  FcArena *a = calloc(1, sizeof *a);
+  if (!a) abort();
+  return a;
+}
+
+void fc_arena_free(FcArena *a) {
+  if (!a) return;
+  for (FcBlock *b = a->blocks, *next; b; b = next) {
+    next = b->next;
+    free(b);
+  }
+  free(a);
+}
+
+void *fc_arena_alloc(FcArena *a, size_t n) {
+  const size_t align = alignof(max_align_t);
+  if (n == 0) n = 1;
+  if (n > SIZE_MAX - align) abort();
+  n = (n + align - 1) & ~(align - 1);
+  FcBlock *b = a->blocks;
+  if (!b || b->cap - b->used < n) {
+    size_t cap = n > FC_ARENA_BLOCK / 4 ? n : FC_ARENA_BLOCK;
+    FcBlock *nb = malloc(sizeof(FcBlock) + cap);
+    if (!nb) abort();
+    nb->used = 0;
+    nb->cap = cap;
+    if (b && cap == n) {
+      /* a big request: keep filling the current block afterwards */
+      nb->next = b->next;
+      b->next = nb;
+    } else {
+      nb->next = b;
+      a->blocks = nb;
+    }
+    b = nb;
+  }
+  void *p = b->data + b->used;
+  b->used += n;
+  memset(p, 0, n);
+  return p;
+}
+
+char *fc_arena_strndup(FcArena *a, const char *s, size_t n) {
+  char *d = fc_arena_alloc(a, n + 1);
+  if (n) memcpy(d, s, n);
+  d[n] = 0;
+  return d;
+}
+
+FcNode *fc_node(FcArena *a, FcKind kind, FcLoc loc) {
+  FcNode *n = fc_arena_alloc(a, sizeof *n);
+  n->kind = kind;
+  n->loc = loc;
+  return n;
+}
+
+FcNode *fc_append(FcNode *list, FcNode *item) {
+  if (!list) return item;
+  FcNode *last = list;
+  while (last->next) last = last->next;
+  last->next = item;
+  return list;
+}
+
+const char *fc_kind_name(FcKind k) {
+  static const char *const names[FC__KIND_COUNT] = {
+      [FC_FLOW] = "FLOW",         [FC_TITLE] = "TITLE",       [FC_TRIGGER] = "TRIGGER",
+      [FC_PARAM] = "PARAM",       [FC_VAR] = "VAR",           [FC_STEP] = "STEP",
+      [FC_TYPE] = "TYPE",         [FC_SAY] = "SAY",           [FC_MEDIA] = "MEDIA",
+      [FC_TEMPLATE] = "TEMPLATE", [FC_BUTTONS] = "BUTTONS",   [FC_LIST] = "LIST",
+      [FC_OPTION] = "OPTION",     [FC_SECTION] = "SECTION",   [FC_ROW] = "ROW",
+      [FC_TIMEOUT] = "TIMEOUT",   [FC_ASK] = "ASK",           [FC_CHECK] = "CHECK",
+      [FC_TRANSFORM] = "TRANSFORM", [FC_ATTEMPTS] = "ATTEMPTS", [FC_FORM] = "FORM",
+      [FC_WAIT] = "WAIT",         [FC_WHEN] = "WHEN",         [FC_GOTO] = "GOTO",
+      [FC_GOTO_FLOW] = "GOTO_FLOW", [FC_CALL] = "CALL",       [FC_RETURN] = "RETURN",
+      [FC_IF] = "IF",             [FC_FOR] = "FOR",           [FC_SET] = "SET",
+      [FC_SAGA] = "SAGA",         [FC_ACTION] = "ACTION",     [FC_UNDO] = "UNDO",
+      [FC_UNDO_NONE] = "UNDO_NONE", [FC_SPLIT] = "SPLIT",     [FC_BRANCH] = "BRANCH",
+      [FC_HANDOFF] = "HANDOFF",   [FC_REMEMBER] = "REMEMBER", [FC_AUDIT] = "AUDIT",
+      [FC_END] = "END",           [FC_INT] = "INT",           [FC_NUM] = "NUM",
+      [FC_DUR] = "DUR",           [FC_STR] = "STR",           [FC_INTERP] = "INTERP",
+      [FC_BOOL] = "BOOL",         [FC_UNSETLIT] = "UNSETLIT", [FC_VARREF] = "VARREF",
+      [FC_FIELD] = "FIELD",       [FC_INDEX] = "INDEX",       [FC_CALLB] = "CALLB",
+      [FC_LISTLIT] = "LISTLIT",   [FC_RECORD] = "RECORD",     [FC_PAIR] = "PAIR",
+      [FC_BINOP] = "BINOP",       [FC_UNOP] = "UNOP",
+  };
+  if ((unsigned)k >= FC__KIND_COUNT || !names[k]) return "?";
+  return names[k];
+}
