@@ -48,3 +48,7 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+
+# Regenerates the fuzz seed corpora (bytecode of the examples, encoded session states).
+fuzz-corpus: build
+	@$(BUILD)/tests/fuzz/gen_corpus examples/flows tests/fuzz/corpus

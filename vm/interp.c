@@ -702,8 +702,20 @@ static uint32_t start_pc(const FvProgram *p, const FvEvent *ev) {
   return 0;
 }
 
+static FvStatus resume(const FvProgram *p, FvSession *s, const FvEvent *ev, const FvBudget *b,
+                       FvResult *out);
+
 FvStatus fv_resume(const FvProgram *p, FvSession *s, const FvEvent *ev, const FvBudget *b,
                    FvResult *out) {
+  if (out) return resume(p, s, ev, b, out);
+  FvResult discard; /* no result wanted: effects are dropped */
+  FvStatus st = resume(p, s, ev, b, &discard);
+  fv_result_clear(&discard);
+  return st;
+}
+
+static FvStatus resume(const FvProgram *p, FvSession *s, const FvEvent *ev, const FvBudget *b,
+                       FvResult *out) {
   memset(out, 0, sizeof *out);
   if (!p || !s || !ev) {
     snprintf(out->error, sizeof out->error, "fv_resume: missing program, session or event");

@@ -25,7 +25,9 @@ static const char program_src[] =
 
 static FvProgram *program;
 
-static FvProgram *get_program(void) {
+FvProgram *fuzz_state_program(void);
+
+FvProgram *fuzz_state_program(void) {
   if (program) return program;
   FcCompiler c;
   fc_init(&c);
@@ -48,7 +50,7 @@ static FvProgram *get_program(void) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  FvProgram *p = get_program();
+  FvProgram *p = fuzz_state_program();
   char err[256];
   FvSession *s = fv_session_decode(p, data, size, err, sizeof err);
   if (!s) return 0;
