@@ -5,6 +5,7 @@
  * several from one file, and recovery after them. Owns nothing outside this file.
  */
 #include <check.h>
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -984,6 +985,41 @@ START_TEST(error_many_in_one_file) {
 END_TEST
 
 /* ------------------------------------------------------------------------------------ */
+/* The example flows                                                                    */
+/* ------------------------------------------------------------------------------------ */
+
+/* Every .flow file in examples/flows parses without a diagnostic (FLOW_ROOT is set by
+ * CTest; without it the test passes trivially). */
+START_TEST(parse_examples) {
+  const char *root = getenv("FLOW_ROOT");
+  if (!root) return;
+  char dir[1024];
+  snprintf(dir, sizeof dir, "%s/examples/flows", root);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    size_t len = strlen(e->d_name);
+    if (len < 6 || strcmp(e->d_name + len - 5, ".flow") != 0) continue;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    fresh();
+    int f = fc_add_file(&comp, path);
+    ck_assert_int_ge(f, 0);
+    fc_parse(&comp, f);
+    char *msgs = diags();
+    ck_assert_msg(comp.diags.n == 0, "%s:\n%s", e->d_name, msgs);
+    free(msgs);
+    ck_assert_ptr_nonnull(comp.flows);
+    n++;
+  }
+  closedir(d);
+  ck_assert_int_gt(n, 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------ */
 
 static Suite *parser_suite(void) {
   Suite *s = suite_create("parser");
@@ -1024,6 +1060,7 @@ static Suite *parser_suite(void) {
   tcase_add_test(ps, parse_form_record);
   tcase_add_test(ps, parse_expression_locations);
   tcase_add_test(ps, parse_interpolation);
+  tcase_add_test(ps, parse_examples);
   suite_add_tcase(s, ps);
 
   TCase *er = tcase_create("errors");
