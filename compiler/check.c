@@ -97,11 +97,37 @@ static void unknown_name(Ck *ck, FcLoc loc, const char *what, const char *name,
     ck_err(ck, loc, "unknown %s '%s'", what, name);
 }
 
-int ck_find_step(FcFlowSema *fl, const char *name) {
-  for (int i = 0; i < fl->nsteps; i++)
-    if (strcmp(fl->steps[i]->name, name) == 0) return i;
-  return -1;
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
 }
+
+int fc_map_get(const FcNameMap *m, const char *key) {
+  if (!m->cap) return -1;
+  for (uint32_t j = name_hash(key) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
+    if (!m->keys[j]) return -1;
+    if (strcmp(m->keys[j], key) == 0) return m->vals[j];
+  }
+}
+
+void fc_map_put(FcArena *a, FcNameMap *m, const char *key, int val) {
+  if ((m->n + 1) * 2 > m->cap) {
+    FcNameMap nm = {m->cap ? m->cap * 2 : 16, 0, NULL, NULL};
+    nm.keys = fc_arena_alloc(a, sizeof(char *) * nm.cap);
+    nm.vals = fc_arena_alloc(a, sizeof(int) * nm.cap);
+    for (uint32_t i = 0; i < m->cap; i++)
+      if (m->keys[i]) fc_map_put(a, &nm, m->keys[i], m->vals[i]);
+    *m = nm;
+  }
+  uint32_t j = name_hash(key) & (m->cap - 1);
+  while (m->keys[j] && strcmp(m->keys[j], key) != 0) j = (j + 1) & (m->cap - 1);
+  if (!m->keys[j]) m->n++;
+  m->keys[j] = key;
+  m->vals[j] = val;
+}
+
+int ck_find_step(FcFlowSema *fl, const char *name) { return fc_map_get(&fl->step_map, name); }
 
 static int resolve_step(Ck *ck, const char *name, FcLoc loc) {
   if (!name) return -1;
@@ -116,11 +142,7 @@ static int resolve_step(Ck *ck, const char *name, FcLoc loc) {
   return i;
 }
 
-int ck_find_flow(Ck *ck, const char *name) {
-  for (int i = 0; i < ck->sema->nflows; i++)
-    if (strcmp(ck->sema->flows[i].name, name) == 0) return i;
-  return -1;
-}
+int ck_find_flow(Ck *ck, const char *name) { return fc_map_get(&ck->sema->flow_map, name); }
 
 static int resolve_flow(Ck *ck, const char *name, FcLoc loc) {
   int i = ck_find_flow(ck, name);
@@ -134,11 +156,7 @@ static int resolve_flow(Ck *ck, const char *name, FcLoc loc) {
   return i;
 }
 
-int ck_find_var(FcFlowSema *fl, const char *name) {
-  for (int i = 0; i < fl->nvars; i++)
-    if (strcmp(fl->vars[i].name, name) == 0) return i;
-  return -1;
-}
+int ck_find_var(FcFlowSema *fl, const char *name) { return fc_map_get(&fl->var_map, name); }
 
 static int add_var(Ck *ck, const char *name, FcType t, FcLoc loc) {
   FcFlowSema *fl = ck->fl;
@@ -154,6 +172,7 @@ static int add_var(Ck *ck, const char *name, FcType t, FcLoc loc) {
   v->name = name;
   v->type = t;
   v->loc = loc;
+  fc_map_put(ck->c->arena, &fl->var_map, name, fl->nvars);
   return fl->nvars++;
 }
 
@@ -897,6 +916,7 @@ static void collect_flow(Ck *ck, FcFlowSema *fl, FcNode *f) {
         ck_note(ck, fl->steps[prev]->name_loc, "'%s' was first defined here", it->name);
       }
       it->slot = fl->nsteps;
+      if (prev < 0) fc_map_put(ck->c->arena, &fl->step_map, it->name, fl->nsteps);
       fl->steps[fl->nsteps++] = it;
     }
   }
@@ -990,11 +1010,13 @@ void fc_check(FcCompiler *c) {
   for (FcNode *f = c->flows; f; f = f->next) n++;
   sema->flows = fc_arena_alloc(c->arena, sizeof(FcFlowSema) * (size_t)(n + 1));
   for (FcNode *f = c->flows; f; f = f->next) {
-    for (int i = 0; i < sema->nflows; i++)
-      if (strcmp(sema->flows[i].name, f->name) == 0) {
-        ck_err(&ck, f->name_loc, "duplicate flow '%s'", f->name);
-        ck_note(&ck, sema->flows[i].node->name_loc, "'%s' was first defined here", f->name);
-      }
+    int prev = fc_map_get(&sema->flow_map, f->name);
+    if (prev >= 0) {
+      ck_err(&ck, f->name_loc, "duplicate flow '%s'", f->name);
+      ck_note(&ck, sema->flows[prev].node->name_loc, "'%s' was first defined here", f->name);
+    } else {
+      fc_map_put(c->arena, &sema->flow_map, f->name, sema->nflows);
+    }
     collect_flow(&ck, &sema->flows[sema->nflows++], f);
   }
   for (int i = 0; i < sema->nflows; i++) {

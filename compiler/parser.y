@@ -236,7 +236,7 @@ static char *join_dotted(FcParser *p, const char *a, const char *b) {
 %left '*' '/' '%'
 %precedence UMINUS
 
-%type <list> flows flow_items str_list stmts block options list_items rows whens
+%type <list> flow_items str_list stmts block options list_items rows whens
 %type <list> saga_items branches pairs pairs_opt expr_list expr_list_opt interp
 %type <node> flow flow_item type stmt media template buttons_head buttons list_head
 %type <node> list_stmt option row row_head section opt_timeout ask_head ask ask_clause
@@ -248,14 +248,12 @@ static char *join_dotted(FcParser *p, const char *a, const char *b) {
 
 %%
 
-file
-  : flows                               { p->flows = $1; }
-  ;
-
+/* Flows are kept as soon as they are complete: an abort later (the end of the file in the
+ * middle of error recovery) does not lose them. */
 flows
-  : %empty                              { $$ = list_none(); }
-  | flows flow                          { $$ = list_add($1, $2); yyerrok; }
-  | flows error                         { $$ = $1; }
+  : %empty
+  | flows flow                          { p->flows = list_add(p->flows, $2); yyerrok; }
+  | flows error
   ;
 
 flow

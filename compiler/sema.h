@@ -43,6 +43,15 @@ typedef struct FcVar {
   int declared;   /* param or var: assigned (possibly unset) from the start */
 } FcVar;
 
+/* A string -> int map (open addressing) in the arena: names of steps, variables, flows. */
+typedef struct FcNameMap {
+  uint32_t cap, n;
+  const char **keys;
+  int *vals;
+} FcNameMap;
+int fc_map_get(const FcNameMap *m, const char *key); /* -1 when absent */
+void fc_map_put(FcArena *a, FcNameMap *m, const char *key, int val);
+
 typedef struct FcFlowSema {
   FcNode *node;
   const char *name;
@@ -53,11 +62,13 @@ typedef struct FcFlowSema {
   int nparams;
   FcNode **params;  /* PARAM nodes in order */
   FcType ret_type;
+  FcNameMap step_map, var_map;
 } FcFlowSema;
 
 typedef struct FcSema {
   FcFlowSema *flows;
   int nflows;
+  FcNameMap flow_map;
 } FcSema;
 
 const char *fc_type_name(FcType t);
