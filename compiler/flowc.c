@@ -101,6 +101,15 @@ static int cmd_compile(int argc, char **argv, int build) {
   }
   if (!nfiles) { free(files); return usage_error(usage, "%s", "no input files"); }
   if (build && !out) { free(files); return usage_error(usage, "%s", "missing -o OUT.fbc"); }
+  for (int i = 0; i < nfiles; i++) {
+    FILE *probe = fopen(files[i], "rb");
+    if (!probe) {
+      fprintf(stderr, "flowc: cannot open '%s': %s\n", files[i], strerror(errno));
+      free(files);
+      return EX_USAGE;
+    }
+    fclose(probe);
+  }
 
   FcCompiler c;
   fc_init(&c);
