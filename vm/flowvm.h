@@ -182,7 +182,8 @@ typedef enum {
   FV_FX_ACTION,       /* name "service.action", payload args, key, compensation */
   FV_FX_HANDOFF,      /* payload {queue?, note?} */
   FV_FX_AUDIT,        /* name, payload record */
-  FV_FX_REMEMBER,     /* payload: record of member data; the host keeps it per member */
+  FV_FX_REMEMBER,     /* payload {member: all member data after the merge, channel: the
+                         channel record}; the host keeps it per member */
   FV_FX_END           /* the session ended */
 } FvEffectKind;
 
