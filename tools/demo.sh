@@ -13,4 +13,6 @@ for f in examples/flows/*.flow; do
 done
 echo
 echo "== a conversation: examples/flows/credit.flow =="
-"$flowc" test --verbose examples/flows/credit.test
+"$flowc" test --verbose --filter "a valid amount, a currency" examples/flows/credit.test
+echo
+echo "Every example and its transcript tests: $flowc test examples/flows/*.test"
