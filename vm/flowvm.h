@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define FV_FORMAT_VERSION 1     /* bytecode format version written and accepted */
-#define FV_STATE_VERSION 1      /* session state format version */
+#define FV_STATE_VERSION 2      /* session state format version */
 
 /* ------------------------------------------------------------------------------------ */
 /* Values                                                                               */

@@ -72,6 +72,27 @@ static void put_sv(FvBuf *b, int64_t v) {
   put_uv(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
 }
 
+/* Texts that sessions carry again and again (record keys of the contact, channel, media
+ * and location records, and their usual values) are written as an index into this
+ * dictionary: varint (index << 1 | 1). Other texts are varint (length << 1), then bytes.
+ * Append only: the indices are part of the state format. */
+static const char *const dict[] = {
+    "", "name", "wa_id", "type", "whatsapp", "phone_number_id", "id", "title", "body",
+    "caption", "mime_type", "url", "latitude", "longitude", "address", "description",
+    "flow_token", "member", "channel", "data", "error", "value", "text", "status", "email",
+    "phone", "city", "en_US", "image/jpeg", "amount", "currency", "full_name"};
+#define NDICT (sizeof dict / sizeof *dict)
+
+static void put_str(FvBuf *b, const char *s, size_t n) {
+  for (size_t i = 0; i < NDICT; i++)
+    if (strlen(dict[i]) == n && memcmp(dict[i], s, n) == 0) {
+      put_uv(b, ((uint64_t)i << 1) | 1);
+      return;
+    }
+  put_uv(b, (uint64_t)n << 1);
+  fv_buf_put(b, s, n);
+}
+
 static void put_value(FvBuf *b, FvValue v) {
   switch ((FvType)v.type) {
   case FV_T_UNSET: put_u8(b, TAG_UNSET); return;
@@ -95,8 +116,7 @@ static void put_value(FvBuf *b, FvValue v) {
     size_t n;
     const char *s = fv_text_ptr(v, &n);
     put_u8(b, TAG_TEXT);
-    put_uv(b, n);
-    fv_buf_put(b, s, n);
+    put_str(b, s, n);
     return;
   }
   case FV_T_LIST:
@@ -110,8 +130,7 @@ static void put_value(FvBuf *b, FvValue v) {
     for (size_t i = 0; i < fv_record_len(v); i++) {
       size_t n;
       const char *k = fv_text_ptr(fv_record_key(v, i), &n);
-      put_uv(b, n);
-      fv_buf_put(b, k, n);
+      put_str(b, k, n);
       put_value(b, fv_record_val(v, i));
     }
     return;
@@ -252,6 +271,31 @@ static size_t get_count(Dec *d, size_t each, const char *what) {
   return (size_t)n;
 }
 
+/* A text written by put_str. */
+static FvValue get_str(Dec *d) {
+  uint64_t u = get_uv(d);
+  if (d->failed) return fv_unset();
+  FvValue v;
+  if (u & 1) {
+    if ((u >> 1) >= NDICT) {
+      bad(d, "text dictionary index %llu out of range", (unsigned long long)(u >> 1));
+      return fv_unset();
+    }
+    const char *t = dict[u >> 1];
+    v = fv_text(d->h, t, strlen(t));
+  } else {
+    u >>= 1;
+    if (u > left(d)) {
+      bad(d, "text length %llu exceeds the bytes left", (unsigned long long)u);
+      return fv_unset();
+    }
+    v = fv_text(d->h, (const char *)d->p + d->off, (size_t)u);
+    d->off += (size_t)u;
+  }
+  if (v.type != FV_T_TEXT) bad(d, "out of memory");
+  return v;
+}
+
 static FvValue get_value(Dec *d, int depth) {
   unsigned tag = get_u8(d);
   if (d->failed) return fv_unset();
@@ -267,14 +311,7 @@ static FvValue get_value(Dec *d, int depth) {
     memcpy(&x, &u, sizeof x);
     return fv_number(x);
   }
-  case TAG_TEXT: {
-    size_t n = get_count(d, 1, "text");
-    if (d->failed) return fv_unset();
-    FvValue v = fv_text(d->h, (const char *)d->p + d->off, n);
-    d->off += n;
-    if (v.type != FV_T_TEXT) bad(d, "out of memory");
-    return v;
-  }
+  case TAG_TEXT: return get_str(d);
   case TAG_LIST:
   case TAG_RECORD: {
     if (depth >= FV_MAX_DEPTH) {
@@ -291,11 +328,8 @@ static FvValue get_value(Dec *d, int depth) {
     }
     for (size_t i = 0; i < n && !d->failed; i++) {
       if (rec) {
-        size_t kl = get_count(d, 1, "key");
+        fv_obj_items(v)[i] = get_str(d);
         if (d->failed) break;
-        fv_obj_items(v)[i] = fv_text(d->h, (const char *)d->p + d->off, kl);
-        d->off += kl;
-        if (fv_obj_items(v)[i].type != FV_T_TEXT) bad(d, "out of memory");
         fv_obj_vals(v)[i] = get_value(d, depth + 1);
       } else {
         fv_obj_items(v)[i] = get_value(d, depth + 1);

@@ -305,7 +305,7 @@ START_TEST(foreign_and_truncated_states) {
   ck_assert_str_eq(decode_msg(p, c, n), "session state: bad magic");
   memcpy(c, b, n);
   c[4] = 9;
-  ck_assert_str_eq(decode_msg(p, c, n), "session state: version 9 is not supported (expected 1)");
+  ck_assert_str_eq(decode_msg(p, c, n), "session state: version 9 is not supported (expected 2)");
   memcpy(c, b, n);
   c[n / 2] ^= 0x40;
   ck_assert_str_eq(decode_msg(p, c, n), "session state: checksum mismatch (corrupt)");
