@@ -14,7 +14,7 @@
 
 typedef struct FcFile {
   char *path;  /* as given on the command line */
-  char *text;  /* whole file, NUL-terminated */
+  char *text;  /* whole file, NUL-terminated, in the arena */
   size_t len;
 } FcFile;
 

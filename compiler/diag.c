@@ -4,9 +4,12 @@
  * fc_compile_files. Knows nothing of the language itself.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -21,7 +24,6 @@ void fc_init(FcCompiler *c) {
 void fc_free(FcCompiler *c) {
   for (int i = 0; i < c->nfiles; i++) {
     free(c->files[i].path);
-    free(c->files[i].text);
   }
   free(c->files);
   for (int i = 0; i < c->diags.n; i++) free(c->diags.v[i].msg);
@@ -30,49 +32,56 @@ void fc_free(FcCompiler *c) {
   memset(c, 0, sizeof *c);
 }
 
-int fc_add_source(FcCompiler *c, const char *path, const char *text, size_t len) {
+/* Adds a file whose text (in the arena, NUL-terminated, len bytes) is already read. */
+static int add_text(FcCompiler *c, const char *path, char *text, size_t len) {
   FcFile *nf = realloc(c->files, sizeof(FcFile) * (size_t)(c->nfiles + 1));
   if (!nf) abort();
   c->files = nf;
   FcFile *f = &c->files[c->nfiles];
   f->path = strdup(path);
-  f->text = malloc(len + 1);
-  if (!f->path || !f->text) abort();
-  memcpy(f->text, text, len);
-  f->text[len] = 0;
+  if (!f->path) abort();
+  f->text = text;
   f->len = len;
   return c->nfiles++;
 }
 
+int fc_add_source(FcCompiler *c, const char *path, const char *text, size_t len) {
+  return add_text(c, path, fc_arena_strndup(c->arena, text, len), len);
+}
+
+/* Reads the whole file into one arena buffer sized from fstat (growing only if the file
+ * grows meanwhile, or is not a regular file), with a byte to spare for the NUL. */
 int fc_add_file(FcCompiler *c, const char *path) {
-  FILE *fp = fopen(path, "rb");
   FcLoc none = {0, 0, 0, 0, -1};
-  if (!fp) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
     fc_error(c, none, "cannot open '%s': %s", path, strerror(errno));
     return -1;
   }
+  struct stat st;
   size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
-  if (!buf) abort();
-  size_t n;
-  while ((n = fread(buf + len, 1, cap - len, fp)) > 0) {
-    len += n;
-    if (len == cap) {
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) cap = (size_t)st.st_size + 1;
+  char *buf = fc_arena_alloc(c->arena, cap);
+  for (;;) {
+    if (len + 1 == cap) {
+      char *bigger = fc_arena_alloc(c->arena, cap * 2); /* the old one goes with the arena */
+      memcpy(bigger, buf, len);
+      buf = bigger;
       cap *= 2;
-      buf = realloc(buf, cap);
-      if (!buf) abort();
     }
+    ssize_t n = read(fd, buf + len, cap - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      close(fd);
+      fc_error(c, none, "cannot read '%s'", path);
+      return -1;
+    }
+    if (n == 0) break;
+    len += (size_t)n;
   }
-  int bad = ferror(fp);
-  fclose(fp);
-  if (bad) {
-    free(buf);
-    fc_error(c, none, "cannot read '%s'", path);
-    return -1;
-  }
-  int idx = fc_add_source(c, path, buf, len);
-  free(buf);
-  return idx;
+  close(fd);
+  buf[len] = 0;
+  return add_text(c, path, buf, len);
 }
 
 /* ------------------------------------------------------------------------------------ */

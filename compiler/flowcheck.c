@@ -32,8 +32,9 @@ typedef struct Fa {
   int *queued;
   int report;     /* second walk: report reads and record edges */
   int cur;
-  Edge *edges;
+  Edge *edges;    /* recorded by the second walk, which goes step by step: */
   int nedges, capedges;
+  int *first;     /* the edges from step s are edges[first[s], first[s + 1]) */
 } Fa;
 
 static uint64_t *set_new(Fa *fa) {
@@ -287,9 +288,9 @@ typedef struct Dfs {
 static void dfs(Dfs *d, int u) {
   d->color[u] = 1;
   d->stack[d->depth++] = u;
-  for (int i = 0; i < d->fa->nedges; i++) {
+  for (int i = d->fa->first[u]; i < d->fa->first[u + 1]; i++) {
     Edge *e = &d->fa->edges[i];
-    if (e->from != u || e->waited) continue;
+    if (e->waited) continue;
     if (d->color[e->to] == 1) {
       char path[600];
       size_t len = 0;
@@ -349,7 +350,10 @@ void fc_flowcheck(Ck *ck, int flow) {
   }
 
   fa.report = 1;
+  fa.first = calloc((size_t)fl->nsteps + 1, sizeof(int));
+  if (!fa.first) abort();
   for (int s = 0; s < fl->nsteps; s++) {
+    fa.first[s] = fa.nedges;
     if (!fa.reached[s]) {
       ck_warn(ck, fl->steps[s]->name_loc, "unreachable",
               "step '%s' is never reached: no goto, button, timeout or other path leads to it",
@@ -362,6 +366,7 @@ void fc_flowcheck(Ck *ck, int flow) {
     walk(&fa, fl->steps[s]->a, &st);
     free(st.set);
   }
+  fa.first[fl->nsteps] = fa.nedges;
 
   Dfs d = {&fa, calloc((size_t)fl->nsteps, sizeof(int)), calloc((size_t)fl->nsteps + 1, sizeof(int)), 0, 0};
   if (!d.color || !d.stack) abort();
@@ -376,6 +381,7 @@ void fc_flowcheck(Ck *ck, int flow) {
   free(fa.queued);
   free(fa.work);
   free(fa.edges);
+  free(fa.first);
 }
 
 /* ---- recursive sub-flow calls ---- */
