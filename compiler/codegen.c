@@ -227,6 +227,21 @@ static void expr(Gen *g, FcNode *e);
 static const int binop_code[] = {0, FV_OP_ADD, FV_OP_SUB, FV_OP_MUL, FV_OP_DIV, FV_OP_MOD,
                                  FV_OP_EQ, FV_OP_NE, FV_OP_LT, FV_OP_LE, FV_OP_GT, FV_OP_GE};
 
+/* the short forms with a constant right operand (ADDK ...), by binop_code's index */
+static const int binop_k[] = {0, FV_OP_ADDK, FV_OP_SUBK, FV_OP_MULK, FV_OP_DIVK, FV_OP_MODK,
+                              FV_OP_EQK, FV_OP_NEK, FV_OP_LTK, FV_OP_LEK, FV_OP_GTK, FV_OP_GEK};
+
+/* A literal int, number or duration: its constant (texts are never operands of the short
+   forms: the VM would have to allocate them). */
+static int scalar_const(Gen *g, const FcNode *e, uint32_t *k) {
+  switch (e->kind) {
+  case FC_INT: *k = k_int(g, e->ival); return 1;
+  case FC_NUM: *k = k_num(g, e->nval); return 1;
+  case FC_DUR: *k = k_dur(g, e->ival); return 1;
+  default: return 0;
+  }
+}
+
 static void expr(Gen *g, FcNode *e) {
   switch (e->kind) {
   case FC_INT: op_a(g, FV_OP_CONST, k_int(g, e->ival)); break;
@@ -298,8 +313,13 @@ static void expr(Gen *g, FcNode *e) {
       label(g, j);
     } else {
       expr(g, e->a);
-      expr(g, e->b);
-      op(g, binop_code[e->op]);
+      uint32_t k;
+      if (scalar_const(g, e->b, &k)) {
+        op_a(g, binop_k[e->op], k); /* CONST k; op */
+      } else {
+        expr(g, e->b);
+        op(g, binop_code[e->op]);
+      }
     }
     break;
   case FC_UNOP:
@@ -598,13 +618,9 @@ static void gen_ask(Gen *g, FcNode *s) {
   op_a(g, FV_OP_MKREC, 2);
   op_a(g, FV_OP_AUDIT, k_text(g, "invalid_reply"));
   if (attempts) {
+    op_ab(g, FV_OP_ADDLK, (uint32_t)att, k_int(g, 1));
     op_a(g, FV_OP_LOAD, (uint32_t)att);
-    op_a(g, FV_OP_CONST, k_int(g, 1));
-    op(g, FV_OP_ADD);
-    op_a(g, FV_OP_STORE, (uint32_t)att);
-    op_a(g, FV_OP_LOAD, (uint32_t)att);
-    op_a(g, FV_OP_CONST, k_int(g, attempts->ival));
-    op(g, FV_OP_GE);
+    op_a(g, FV_OP_GEK, k_int(g, attempts->ival));
     uint32_t retry = jump(g, FV_OP_JMPF);
     op(g, FV_OP_ENDWAIT);
     jump_step(g, FV_OP_JMP, attempts->slot);
@@ -715,8 +731,7 @@ static void gen_split(Gen *g, FcNode *s) {
       break;
     }
     op_a(g, FV_OP_LOAD, (uint32_t)r);
-    op_a(g, FV_OP_CONST, k_int(g, cum));
-    op(g, FV_OP_LT);
+    op_a(g, FV_OP_LTK, k_int(g, cum));
     jump_step(g, FV_OP_JMPT, b->slot);
   }
 }
@@ -748,6 +763,15 @@ static void gen_set(Gen *g, FcNode *s) {
     if (t->kind != FC_FIELD) break;
   }
   FcNode *root = path[n - 1];
+  /* set x = x + k, set x = x - k: one ADDLK / SUBLK */
+  FcNode *e = s->b;
+  uint32_t k;
+  if (n == 1 && e->kind == FC_BINOP && (e->op == FC_OP_ADD || e->op == FC_OP_SUB) &&
+      e->a->kind == FC_VARREF && e->a->op == FC_REF_LOCAL && e->a->slot == root->slot &&
+      scalar_const(g, e->b, &k)) {
+    op_ab(g, e->op == FC_OP_ADD ? FV_OP_ADDLK : FV_OP_SUBLK, (uint32_t)root->slot, k);
+    return;
+  }
   for (int i = n - 1; i >= 1; i--) {
     /* push the object that holds path[i-1]'s field: root, root.f1, ... */
     op_a(g, FV_OP_LOAD, (uint32_t)root->slot);
@@ -833,31 +857,28 @@ static void stmt(Gen *g, FcNode *s) {
     break;
   }
   case FC_FOR: {
+    /* list -> tl; 0 -> ti (= tl + 1); JMP next; body: ...; next: FORNEXT tl v; JMPT body
+       (FORNEXT: if ti < len(tl) { v = tl[ti]; ti += 1; push true } else push false);
+       for v in range(n): n; RANGE -> tl, and FORRANGE instead of FORNEXT: no list */
     int tl = temp(g), ti = temp(g);
-    expr(g, s->a);
+    int range = s->a->kind == FC_CALLB && s->a->slot == FV_B_range && s->a->a && !s->a->a->next;
+    if (range) {
+      expr(g, s->a->a); /* for v in range(n): RANGE leaves n, FORRANGE counts to it */
+      op(g, FV_OP_RANGE);
+    } else {
+      expr(g, s->a);
+    }
     op_a(g, FV_OP_STORE, (uint32_t)tl);
     op_a(g, FV_OP_CONST, k_int(g, 0));
     op_a(g, FV_OP_STORE, (uint32_t)ti);
-    uint32_t top = g->len;
-    op_a(g, FV_OP_LOAD, (uint32_t)ti);
-    op_a(g, FV_OP_LOAD, (uint32_t)tl);
-    op_ab(g, FV_OP_CALLB, FV_B_len, 1);
-    op(g, FV_OP_LT);
-    uint32_t jend = jump(g, FV_OP_JMPF);
-    op_a(g, FV_OP_LOAD, (uint32_t)tl);
-    op_a(g, FV_OP_LOAD, (uint32_t)ti);
-    op(g, FV_OP_INDEX);
-    op_a(g, FV_OP_STORE, (uint32_t)s->slot);
+    uint32_t jnext = jump(g, FV_OP_JMP);
+    uint32_t body = g->len;
+    g->last_end = 0;
     stmts(g, s->b);
-    if (!g->last_end) {
-      g->line = s->loc.first_line;
-      op_a(g, FV_OP_LOAD, (uint32_t)ti);
-      op_a(g, FV_OP_CONST, k_int(g, 1));
-      op(g, FV_OP_ADD);
-      op_a(g, FV_OP_STORE, (uint32_t)ti);
-      jump_to(g, FV_OP_JMP, top);
-    }
-    label(g, jend);
+    label(g, jnext);
+    g->line = s->loc.first_line;
+    op_ab(g, range ? FV_OP_FORRANGE : FV_OP_FORNEXT, (uint32_t)tl, (uint32_t)s->slot);
+    jump_to(g, FV_OP_JMPT, body);
     break;
   }
   case FC_SET: gen_set(g, s); break;

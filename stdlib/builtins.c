@@ -506,6 +506,8 @@ static int b_now(FvBuiltinCtx *cx, const FvValue *args, int argc, FvValue *out) 
 static int b_range(FvBuiltinCtx *cx, const FvValue *args, int argc, FvValue *out) {
   CHECK(range);
   int64_t n = args[0].u.i;
+  /* the limit is FV_RANGE_MAX of vm/vm_int.h: the RANGE instruction lets ints up to it
+     through without calling this */
   if (n > 100000) return fail(cx, "range: %lld is above the limit of 100000", (long long)n);
   if (n < 0) n = 0;
   FvValue *items = malloc((size_t)(n ? n : 1) * sizeof(FvValue));

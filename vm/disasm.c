@@ -98,12 +98,27 @@ static void constant(FvBuf *b, const FvProgram *p, uint32_t k) {
   }
 }
 
+static void local_name(FvBuf *b, const FvProgram *p, const FvFlow *fl, unsigned a) {
+  if (a < fl->nlocals && fl->local_names[a] != FV_NONE32) fv_buf_puts(b, fv_const_text(p, fl->local_names[a]));
+}
+
 static void comment(FvBuf *b, const FvProgram *p, const FvFlow *fl, const uint8_t *c) {
   int op = c[0];
   unsigned a = fv_op_info[op].operands == FV_OPD_A || fv_op_info[op].operands == FV_OPD_AB ? fv_rd16(c + 1) : 0;
   unsigned bb = fv_op_info[op].operands == FV_OPD_AB ? fv_rd16(c + 3) : 0;
   switch ((FvOpcode)op) {
   case FV_OP_CONST:
+  case FV_OP_ADDK:
+  case FV_OP_SUBK:
+  case FV_OP_MULK:
+  case FV_OP_DIVK:
+  case FV_OP_MODK:
+  case FV_OP_EQK:
+  case FV_OP_NEK:
+  case FV_OP_LTK:
+  case FV_OP_LEK:
+  case FV_OP_GTK:
+  case FV_OP_GEK:
   case FV_OP_FIELD:
   case FV_OP_SETFIELD:
   case FV_OP_ACTION:
@@ -131,8 +146,16 @@ static void comment(FvBuf *b, const FvProgram *p, const FvFlow *fl, const uint8_
     }
     return;
   case FV_OP_LOAD:
-  case FV_OP_STORE:
-    if (a < fl->nlocals && fl->local_names[a] != FV_NONE32) fv_buf_puts(b, fv_const_text(p, fl->local_names[a]));
+  case FV_OP_STORE: local_name(b, p, fl, a); return;
+  case FV_OP_ADDLK:
+  case FV_OP_SUBLK:
+    local_name(b, p, fl, a);
+    fv_buf_puts(b, a < fl->nlocals && fl->local_names[a] != FV_NONE32 ? " " : "");
+    constant(b, p, bb);
+    return;
+  case FV_OP_FORNEXT:
+  case FV_OP_FORRANGE:
+    local_name(b, p, fl, bb);
     return;
   case FV_OP_CTX: fv_buf_puts(b, fv_ctx_name((int)a)); return;
   case FV_OP_CALLB: fv_buf_puts(b, a < FV_B__COUNT ? fv_builtins[a].name : "?"); return;

@@ -23,6 +23,7 @@ typedef struct Run {
   FvResult *out;
   FvCoverage *cov;
   uint64_t limit;
+  uint64_t left; /* instructions this resume may still run */
   size_t memory;
   size_t capfx;
   int flow;     /* of the instruction running */
@@ -161,9 +162,6 @@ static FvValue const_value(Run *r, unsigned k) {
   }
 }
 
-static void push(Run *r, FvValue v) { r->stack[r->sp++] = v; }
-static FvValue pop(Run *r) { return r->stack[--r->sp]; }
-
 static uint64_t splitmix64(uint64_t x) {
   uint64_t z = x + 0x9E3779B97F4A7C15ULL;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -265,375 +263,877 @@ static int compensate(Run *r, uint32_t pc) {
 /* The loop                                                                             */
 /* ------------------------------------------------------------------------------------ */
 
-#define ERR(...) return rt_error(r, __VA_ARGS__)
+/* How the loop is built, for speed:
+ *  - the instruction pointer, the flow's code, the frame's locals and the stack pointer
+ *    live in local variables; they are written back to Run (SAVE) before anything that
+ *    reads them there (errors, effects, clearing the stack) and reloaded (LOAD_FRAME)
+ *    after the instructions that change frames (CALLFLOW, RET, GOFLOW);
+ *  - with GCC and Clang each instruction ends by jumping through a table of label
+ *    addresses (computed goto); elsewhere through a switch;
+ *  - the budget counts down: `left` instructions may still run, so FvResult.instructions
+ *    (limit - left) stays exact, and every instruction, loops included, pays for one;
+ *  - coverage marks: with coverage on, the dispatch goes through a second table whose
+ *    every entry marks the instruction and jumps on, so runs without it pay nothing;
+ *  - ints are handled inline (arithmetic with the same overflow errors, comparisons,
+ *    local loads and stores without refcount calls); other types go through
+ *    fv_op_binary as before;
+ *  - a comparison followed by JMPF or JMPT jumps at once instead of pushing a bool (both
+ *    are still counted, and marked for coverage);
+ *  - the heap's exhausted mark is checked after instructions that can allocate. */
 
-static FvStatus run(Run *r) {
-  FvSession *s = r->s;
-  const FvProgram *p = r->p;
-  FvHeap *h = s->heap;
-  char err[200];
-  for (;;) {
-    FvFrame *fr = &s->frames[s->nframes - 1];
-    const FvFlow *fl = &p->img.flows[fr->flow];
-    uint32_t pc = fr->pc;
-    r->flow = fr->flow;
-    r->pc = pc;
-    if (r->out->instructions >= r->limit) return out_of_instructions(r);
-    r->out->instructions++;
-    if (r->cov) r->cov->marks[fr->flow][pc] |= FV_COV_RUN;
-    const uint8_t *c = fl->code + pc;
-    int op = c[0];
-    uint32_t next = pc + (uint32_t)fv_op_size(op);
-    unsigned A = fv_op_info[op].operands == FV_OPD_A || fv_op_info[op].operands == FV_OPD_AB ? fv_rd16(c + 1) : 0;
-    unsigned B = fv_op_info[op].operands == FV_OPD_AB ? fv_rd16(c + 3) : 0;
-    FvValue a, b, v;
-    switch ((FvOpcode)op) {
-    /* ---- values and variables ---- */
-    case FV_OP_NOP: break;
-    case FV_OP_CONST: push(r, const_value(r, A)); break;
-    case FV_OP_UNSET: push(r, fv_unset()); break;
-    case FV_OP_TRUE: push(r, fv_bool(1)); break;
-    case FV_OP_FALSE: push(r, fv_bool(0)); break;
-    case FV_OP_POP: fv_value_release(pop(r)); break;
-    case FV_OP_DUP: push(r, fv_value_retain(r->stack[r->sp - 1])); break;
-    case FV_OP_LOAD: push(r, fv_value_retain(fr->locals[A])); break;
-    case FV_OP_STORE:
-      fv_value_release(fr->locals[A]);
-      fr->locals[A] = pop(r);
-      break;
-    case FV_OP_CTX: push(r, fv_value_retain(s->ctx[A])); break;
-    case FV_OP_FIELD: {
-      const FvConst *k = &p->img.consts[A];
-      a = pop(r);
-      if (a.type != FV_T_RECORD && a.type != FV_T_UNSET) {
-        fv_value_release(a);
-        ERR("cannot read field '%s' of %s", k->s, fv_type_name((FvType)a.type));
-      }
-      push(r, fv_value_retain(fv_record_getn(a, k->s, k->len)));
-      fv_value_release(a);
-      break;
-    }
-    case FV_OP_SETFIELD: {
-      const FvConst *k = &p->img.consts[A];
-      b = pop(r);
-      a = pop(r);
-      if (a.type != FV_T_RECORD && a.type != FV_T_UNSET) {
-        fv_value_release(a);
-        fv_value_release(b);
-        ERR("cannot set field '%s' of %s", k->s, fv_type_name((FvType)a.type));
-      }
-      v = fv_record_setn(h, a, k->s, k->len, b);
-      fv_value_release(a);
-      fv_value_release(b);
-      if (v.type == FV_T_UNSET && !fv_heap_exhausted(h))
-        ERR("value nested deeper than %d levels", FV_MAX_DEPTH);
-      push(r, v);
-      break;
-    }
-    case FV_OP_INDEX: {
-      b = pop(r);
-      a = pop(r);
-      if (a.type == FV_T_LIST && b.type == FV_T_INT)
-        v = b.u.i >= 0 ? fv_value_retain(fv_list_at(a, (size_t)b.u.i)) : fv_unset();
-      else if (a.type == FV_T_RECORD && b.type == FV_T_TEXT) {
-        size_t kl;
-        const char *ks = fv_text_ptr(b, &kl);
-        v = fv_value_retain(fv_record_getn(a, ks, kl));
-      } else if (a.type == FV_T_UNSET)
-        v = fv_unset();
-      else {
-        int ta = a.type, tb = b.type;
-        fv_value_release(a);
-        fv_value_release(b);
-        ERR("cannot index %s with %s", fv_type_name((FvType)ta), fv_type_name((FvType)tb));
-      }
-      fv_value_release(a);
-      fv_value_release(b);
-      push(r, v);
-      break;
-    }
-    case FV_OP_MKLIST: {
-      v = fv_list_new(h, A);
-      if (v.type != FV_T_LIST) break; /* out of memory */
-      FvValue *items = fv_obj_items(v);
-      for (unsigned i = 0; i < A; i++) items[i] = r->stack[r->sp - (int)A + (int)i];
-      r->sp -= (int)A;
-      if (fv_obj_seal(v) != 0) {
-        fv_value_release(v);
-        ERR("value nested deeper than %d levels", FV_MAX_DEPTH);
-      }
-      push(r, v);
-      break;
-    }
-    case FV_OP_MKREC: {
-      FvValue keys[FV_MAX_STACK / 2 + 1], vals[FV_MAX_STACK / 2 + 1];
-      FvValue *base = &r->stack[r->sp - 2 * (int)A];
-      for (unsigned i = 0; i < A; i++) {
-        keys[i] = base[2 * i];
-        vals[i] = base[2 * i + 1];
-        if (keys[i].type != FV_T_TEXT) ERR("record key is %s, not text", fv_type_name((FvType)keys[i].type));
-      }
-      v = fv_record(h, A, keys, vals); /* retains what it keeps */
-      for (unsigned i = 0; i < 2 * A; i++) fv_value_release(pop(r));
-      if (v.type == FV_T_UNSET && !fv_heap_exhausted(h))
-        ERR("value nested deeper than %d levels", FV_MAX_DEPTH);
-      push(r, v);
-      break;
-    }
-    case FV_OP_INTERP: {
-      FvBuf buf = {0};
-      for (unsigned i = 0; i < A; i++) fv_value_write_string(&buf, r->stack[r->sp - (int)A + (int)i]);
-      for (unsigned i = 0; i < A; i++) fv_value_release(pop(r));
-      if (buf.oom) {
-        fv_buf_free(&buf);
-        return out_of_memory(r);
-      }
-      push(r, fv_text(h, buf.p ? buf.p : "", buf.n));
-      fv_buf_free(&buf);
-      break;
-    }
-    case FV_OP_CALLB: {
-      FvBuiltinCtx cx;
-      memset(&cx, 0, sizeof cx);
-      cx.heap = h;
-      cx.now_ms = s->ev.now_ms;
-      FvValue res = fv_unset();
-      int rc = fv_builtins[A].fn(&cx, &r->stack[r->sp - (int)B], (int)B, &res);
-      for (unsigned i = 0; i < B; i++) fv_value_release(pop(r));
-      if (rc != 0) {
-        fv_value_release(res);
-        ERR("%s", cx.err[0] ? cx.err : fv_builtins[A].name);
-      }
-      push(r, res);
-      break;
-    }
-    /* ---- arithmetic and comparison ---- */
-    case FV_OP_ADD:
-    case FV_OP_SUB:
-    case FV_OP_MUL:
-    case FV_OP_DIV:
-    case FV_OP_MOD:
-    case FV_OP_EQ:
-    case FV_OP_NE:
-    case FV_OP_LT:
-    case FV_OP_LE:
-    case FV_OP_GT:
-    case FV_OP_GE: {
-      b = pop(r);
-      a = pop(r);
-      int rc = fv_op_binary(h, op, a, b, &v, err, sizeof err);
-      fv_value_release(a);
-      fv_value_release(b);
-      if (rc) ERR("%s", err);
-      push(r, v);
-      break;
-    }
-    case FV_OP_NEG:
-    case FV_OP_NOT: {
-      a = pop(r);
-      int rc = fv_op_unary(op, a, &v, err, sizeof err);
-      fv_value_release(a);
-      if (rc) ERR("%s", err);
-      push(r, v);
-      break;
-    }
-    /* ---- control ---- */
-    case FV_OP_JMP: next = fv_rd32(c + 1); break;
-    case FV_OP_JMPF:
-    case FV_OP_JMPT: {
-      a = pop(r);
-      if (a.type != FV_T_BOOL && a.type != FV_T_UNSET) {
-        fv_value_release(a);
-        ERR("condition is %s, not bool", fv_type_name((FvType)a.type));
-      }
-      int truth = a.type == FV_T_BOOL && a.u.b;
-      int jump = op == FV_OP_JMPT ? truth : !truth;
-      if (jump) next = fv_rd32(c + 1);
-      if (r->cov) r->cov->marks[fr->flow][pc] |= jump ? FV_COV_TAKEN : FV_COV_NOT_TAKEN;
-      break;
-    }
-    case FV_OP_STEP: {
-      fr->step = (int)A;
-      FvValue rec = record2(r, "flow", text_of(r, fv_program_flow_name(p, fr->flow)), "step",
-                            text_of(r, fv_program_step_name(p, fr->flow, (int)A)));
-      FvEffect *e = emit_payload(r, FV_FX_AUDIT, rec);
-      if (e) snprintf(e->name, sizeof e->name, "step");
-      break;
-    }
-    case FV_OP_RANDOM: {
-      s->n_random++;
-      uint64_t x = splitmix64(s->seed ^ (s->n_random * 0x9E3779B97F4A7C15ULL));
-      push(r, fv_int((int64_t)(x % A)));
-      break;
-    }
-    case FV_OP_END: return end_session(r);
-    case FV_OP_FAIL: {
-      a = pop(r);
-      char *msg = fv_value_to_string(a);
-      fv_value_release(a);
-      FvStatus st = rt_error(r, "%s", msg ? msg : "failed");
-      free(msg);
-      return st;
-    }
-    /* ---- sub-flows ---- */
-    case FV_OP_CALLFLOW: {
-      fr->pc = next;
-      if (fv_frame_push(s, p, (int)A, 0) != 0) return out_of_memory(r);
-      FvFrame *nf = &s->frames[s->nframes - 1];
-      for (unsigned i = 0; i < B; i++) nf->locals[i] = r->stack[r->sp - (int)B + (int)i];
-      r->sp -= (int)B;
-      continue;
-    }
-    case FV_OP_RESULT: push(r, fv_value_retain(s->ret)); break;
-    case FV_OP_RET: {
-      v = pop(r);
-      clear_stack(r);
-      fv_frame_pop(s, p);
-      if (s->nframes == 0) {
-        fv_value_release(v);
-        return end_session(r);
-      }
-      fv_value_release(s->ret);
-      s->ret = v;
-      continue;
-    }
-    case FV_OP_GOFLOW:
-      clear_stack(r);
-      fv_frame_pop(s, p);
-      if (fv_frame_push(s, p, (int)A, 0) != 0) return out_of_memory(r);
-      continue;
-    /* ---- messages and effects ---- */
-    case FV_OP_SEND: {
-      a = pop(r);
-      if (a.type != FV_T_RECORD) {
-        fv_value_release(a);
-        ERR("message payload is %s, not record", fv_type_name((FvType)a.type));
-      }
-      if (A == FV_MSG_FORM) {
-        char tok[FV_MAX_ID + 32];
-        snprintf(tok, sizeof tok, "%s:f%" PRIu64, s->id, ++s->n_forms);
-        FvValue t = text_of(r, tok);
-        v = fv_record_setn(h, a, "flow_token", 10, t);
-        fv_value_release(t);
-        fv_value_release(a);
-        a = v;
-      }
-      FvEffect *e = emit_payload(r, FV_FX_SEND, a);
-      if (e) e->msg = (FvMsgKind)A;
-      break;
-    }
-    case FV_OP_HANDOFF:
-      emit_payload(r, FV_FX_HANDOFF, pop(r));
-      return end_session(r);
-    case FV_OP_REMEMBER: {
-      a = pop(r);
-      if (a.type != FV_T_RECORD) {
-        fv_value_release(a);
-        ERR("remember takes a record, not %s", fv_type_name((FvType)a.type));
-      }
-      v = fv_record_merge(h, s->ctx[FV_CTX_MEMBER], a);
-      fv_value_release(a);
-      if (v.type != FV_T_RECORD) break; /* out of memory, or too deep */
-      fv_value_release(s->ctx[FV_CTX_MEMBER]);
-      s->ctx[FV_CTX_MEMBER] = v;
-      emit_payload(r, FV_FX_REMEMBER,
-                   record2(r, "member", fv_value_retain(v), "channel",
-                           fv_value_retain(s->ctx[FV_CTX_CHANNEL])));
-      break;
-    }
-    case FV_OP_AUDIT: {
-      FvEffect *e = emit_payload(r, FV_FX_AUDIT, pop(r));
-      if (e) snprintf(e->name, sizeof e->name, "%s", fv_const_text(p, A));
-      break;
-    }
-    /* ---- waiting ---- */
-    case FV_OP_WAIT: {
-      s->wait.key = 0;
-      s->wait.timer = 0;
-      s->wait.due_ms = 0;
-      if (B != FV_NONE16) {
-        int64_t secs = p->img.consts[B].i;
-        s->wait.timer = (uint32_t)++s->n_timers;
-        if (s->wait.timer == 0) s->wait.timer = (uint32_t)++s->n_timers;
-        s->wait.due_ms = sat_add(s->ev.now_ms, secs * 1000);
-        FvEffect *e = emit(r, FV_FX_SET_TIMER);
-        if (e) {
-          e->timer_id = s->wait.timer;
-          e->due_ms = s->wait.due_ms;
-        }
-      }
-      set_wait(r, A, next);
-      if (fv_heap_exhausted(h)) return out_of_memory(r);
-      return FV_WAITING;
-    }
-    case FV_OP_REWAIT:
-      if (s->wait.flow != fr->flow || s->wait.depth != s->nframes - 1 || !s->wait.mask ||
-          !fv_program_resume_ok(p, fr->flow, s->wait.resume_pc))
-        ERR("no wait to wait again for");
-      set_wait(r, s->wait.mask, s->wait.resume_pc);
-      return FV_WAITING;
-    case FV_OP_ENDWAIT:
-      if (s->wait.timer) {
-        FvEffect *e = emit(r, FV_FX_CANCEL_TIMER);
-        if (e) e->timer_id = s->wait.timer;
-      }
-      clear_wait(s);
-      break;
-    case FV_OP_EVKIND: push(r, fv_bool(s->ev.kind == (int)A)); break;
-    case FV_OP_EVBUTTON: {
-      const FvConst *id = &p->img.consts[A], *title = &p->img.consts[B];
-      push(r, fv_bool(fv_ev_button(&s->ev, id->s, id->len, title->s, title->len)));
-      break;
-    }
-    case FV_OP_EVVALUE: push(r, fv_ev_value(h, &s->ev, (int)A)); break;
-    case FV_OP_EVDATA: push(r, fv_value_retain(s->ev.data)); break;
-    case FV_OP_EVINTENT: {
-      const FvConst *k = &p->img.consts[A];
-      size_t l;
-      const char *t = fv_text_ptr(s->ev.text, &l);
-      int ok = s->ev.kind == FV_EV_INTENT && t && l == k->len && memcmp(t, k->s, l) == 0;
-      if (ok && B != FV_NONE16) {
-        const FvConst *m = &p->img.consts[B];
-        double min = m->type == FV_T_INT ? (double)m->i : m->n;
-        ok = s->ev.confidence >= min;
-      }
-      push(r, fv_bool(ok));
-      break;
-    }
-    /* ---- sagas ---- */
-    case FV_OP_SAGA_BEGIN:
-      fv_saga_clear(s);
-      s->saga.active = 1;
-      break;
-    case FV_OP_ACTION: {
-      s->n_actions++;
-      emit_action(r, A, pop(r), FV_KEY(s->n_actions, 0), 0);
-      s->wait.timer = 0;
-      s->wait.due_ms = 0;
-      s->wait.key = FV_KEY(s->n_actions, 0);
-      set_wait(r, FV_ACCEPT_ACTION, next);
-      if (fv_heap_exhausted(h)) return out_of_memory(r);
-      return FV_WAITING;
-    }
-    case FV_OP_UNDO_PUSH:
-      if (fv_saga_push(s, A, s->n_actions, pop(r)) != 0) return out_of_memory(r);
-      break;
-    case FV_OP_SAGA_END:
-      fv_saga_clear(s);
-      s->saga.active = 0;
-      break;
-    case FV_OP_COMPENSATE: {
-      int rc = compensate(r, pc);
-      if (fv_heap_exhausted(h)) return out_of_memory(r);
-      if (rc > 0) return FV_WAITING;
-      break;
-    }
-    case FV_OP__COUNT: ERR("bad opcode");
-    }
-    if (fv_heap_exhausted(h)) return out_of_memory(r);
-    s->frames[s->nframes - 1].pc = next;
+#if defined(__GNUC__) && !defined(FV_NO_COMPUTED_GOTO)
+#define FV_THREADED 1
+#endif
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+static inline int obj_type(int t) { return t == FV_T_TEXT || t >= FV_T_LIST; }
+static inline void release(FvValue v) {
+  if (obj_type(v.type)) fv_value_release(v);
+}
+static inline FvValue retain(FvValue v) {
+  if (obj_type(v.type)) fv_value_retain(v);
+  return v;
+}
+static inline FvValue mk_int(int64_t i) {
+  FvValue v = {0};
+  v.type = FV_T_INT;
+  v.u.i = i;
+  return v;
+}
+static inline FvValue mk_bool(int b) {
+  FvValue v = {0};
+  v.type = FV_T_BOOL;
+  v.u.b = b;
+  return v;
+}
+/* the value of a constant that is not a text (the verifier's rule for the short forms) */
+static inline FvValue k_scalar(const FvConst *c) {
+  switch (c->type) {
+  case FV_T_BOOL: return mk_bool(c->i != 0);
+  case FV_T_INT: return mk_int(c->i);
+  case FV_T_NUMBER: return fv_number(c->n);
+  case FV_T_DURATION: return fv_duration(c->i);
+  default: return fv_unset();
   }
 }
+
+/* the long form of a short opcode: ADDK -> ADD, ADDLK -> ADD, SUBLK -> SUB */
+static int long_form(int op) {
+  switch (op) {
+  case FV_OP_ADDK: case FV_OP_ADDLK: return FV_OP_ADD;
+  case FV_OP_SUBK: case FV_OP_SUBLK: return FV_OP_SUB;
+  case FV_OP_MULK: return FV_OP_MUL;
+  case FV_OP_DIVK: return FV_OP_DIV;
+  case FV_OP_MODK: return FV_OP_MOD;
+  case FV_OP_EQK: return FV_OP_EQ;
+  case FV_OP_NEK: return FV_OP_NE;
+  case FV_OP_LTK: return FV_OP_LT;
+  case FV_OP_LEK: return FV_OP_LE;
+  case FV_OP_GTK: return FV_OP_GT;
+  case FV_OP_GEK: return FV_OP_GE;
+  default: return op;
+  }
+}
+
+static inline int is_i32(int64_t x) { return x >= INT32_MIN && x <= INT32_MAX; }
+
+/* int op int for ADD..MOD: 1 and *res when it is an int, 0 when it needs the slow path
+   (overflow, division by zero: fv_op_binary makes the message) */
+static inline int int_arith(int op, int64_t x, int64_t y, int64_t *res) {
+  switch (op) {
+  case FV_OP_ADD: return !__builtin_add_overflow(x, y, res);
+  case FV_OP_SUB: return !__builtin_sub_overflow(x, y, res);
+  case FV_OP_MUL: return !__builtin_mul_overflow(x, y, res);
+  case FV_OP_DIV:
+    if (y == 0 || (x == INT64_MIN && y == -1)) return 0;
+    if (y == -1) *res = -x;
+    else *res = is_i32(x) && is_i32(y) ? (int32_t)x / (int32_t)y : x / y; /* 32-bit: faster */
+    return 1;
+  case FV_OP_MOD:
+    if (y == 0) return 0;
+    if (y == -1) *res = 0;
+    else *res = is_i32(x) && is_i32(y) ? (int32_t)x % (int32_t)y : x % y;
+    return 1;
+  default: return 0;
+  }
+}
+
+static inline int int_compare(int op, int64_t x, int64_t y) {
+  switch (op) {
+  case FV_OP_EQ: return x == y;
+  case FV_OP_NE: return x != y;
+  case FV_OP_LT: return x < y;
+  case FV_OP_LE: return x <= y;
+  case FV_OP_GT: return x > y;
+  default: return x >= y;
+  }
+}
+
+#define SAVE()                                \
+  do {                                        \
+    r->pc = (uint32_t)(ip - code);            \
+    r->sp = (int)(sp - r->stack);             \
+    r->left = left;                           \
+  } while (0)
+#define EXIT(st)        \
+  do {                  \
+    SAVE();             \
+    return (st);        \
+  } while (0)
+#define ERR(...) EXIT(rt_error(r, __VA_ARGS__))
+#define HEAPCK()                                           \
+  do {                                                     \
+    if (UNLIKELY(h->exhausted)) EXIT(out_of_memory(r));    \
+  } while (0)
+#define LOAD_FRAME()                                        \
+  do {                                                      \
+    fr = &s->frames[s->nframes - 1];                        \
+    code = p->img.flows[fr->flow].code;                     \
+    locals = fr->locals;                                    \
+    r->flow = fr->flow;                                     \
+    cmarks = r->cov ? r->cov->marks[fr->flow] : NULL;       \
+  } while (0)
+#define A16 fv_rd16(ip + 1)
+#define B16 fv_rd16(ip + 3)
+#define J32 fv_rd32(ip + 1)
+
+#ifdef FV_THREADED
+#define CASE(name) case FV_OP_##name: L_##name
+#define NEXT                                      \
+  do {                                            \
+    if (UNLIKELY(left == 0)) goto budget;         \
+    left--;                                       \
+    op = *ip;                                     \
+    goto *table[op];                              \
+  } while (0)
+#else
+#define CASE(name) case FV_OP_##name
+#define NEXT goto dispatch
+#endif
+
+static FvStatus loop(Run *r) {
+  FvSession *s = r->s;
+  const FvProgram *p = r->p;
+  const FvConst *consts = p->img.consts;
+  FvHeap *h = s->heap;
+  char err[200];
+  uint64_t left = r->left;
+  FvFrame *fr;
+  const uint8_t *code, *ip;
+  uint8_t *cmarks;
+  FvValue *locals, *sp = r->stack + r->sp;
+  int op, truth;
+  FvValue a, b, v;
+#ifdef FV_THREADED
+  static const void *const fast[FV_OP__COUNT] = {
+#define OP(name, opd, pop, push, flags) &&L_##name,
+#include "opcodes.def"
+#undef OP
+  };
+  static const void *const covering[FV_OP__COUNT] = {
+#define OP(name, opd, pop, push, flags) &&cover,
+#include "opcodes.def"
+#undef OP
+  };
+  const void *const *table = r->cov ? covering : fast;
+#endif
+
+  LOAD_FRAME();
+  ip = code + fr->pc;
+
+#ifndef FV_THREADED
+dispatch:
+#endif
+  if (UNLIKELY(left == 0)) goto budget;
+  left--;
+  op = *ip;
+#ifdef FV_THREADED
+  goto *table[op];
+cover:
+  cmarks[ip - code] |= FV_COV_RUN;
+  goto *fast[op];
+#else
+  if (cmarks) cmarks[ip - code] |= FV_COV_RUN;
+#endif
+  switch ((FvOpcode)op) {
+  /* ---- values and variables ---- */
+  CASE(NOP):
+    ip += 1;
+    NEXT;
+  CASE(CONST): {
+    const FvConst *k = &consts[A16];
+    if (LIKELY(k->type == FV_T_INT)) {
+      *sp++ = mk_int(k->i);
+    } else {
+      *sp++ = const_value(r, A16);
+      HEAPCK();
+    }
+    ip += 3;
+    NEXT;
+  }
+  CASE(UNSET):
+    *sp++ = fv_unset();
+    ip += 1;
+    NEXT;
+  CASE(TRUE):
+    *sp++ = mk_bool(1);
+    ip += 1;
+    NEXT;
+  CASE(FALSE):
+    *sp++ = mk_bool(0);
+    ip += 1;
+    NEXT;
+  CASE(POP):
+    release(*--sp);
+    ip += 1;
+    NEXT;
+  CASE(DUP):
+    sp[0] = retain(sp[-1]);
+    sp++;
+    ip += 1;
+    NEXT;
+  CASE(LOAD):
+    *sp++ = retain(locals[A16]);
+    ip += 3;
+    NEXT;
+  CASE(STORE): {
+    FvValue *l = &locals[A16];
+    a = *l;
+    *l = *--sp;
+    release(a);
+    ip += 3;
+    NEXT;
+  }
+  CASE(CTX):
+    *sp++ = retain(s->ctx[A16]);
+    ip += 3;
+    NEXT;
+  CASE(FIELD): {
+    const FvConst *k = &consts[A16];
+    a = *--sp;
+    if (a.type != FV_T_RECORD && a.type != FV_T_UNSET) {
+      release(a);
+      ERR("cannot read field '%s' of %s", k->s, fv_type_name((FvType)a.type));
+    }
+    *sp++ = retain(fv_record_getn(a, k->s, k->len));
+    release(a);
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  }
+  CASE(SETFIELD): {
+    const FvConst *k = &consts[A16];
+    b = *--sp;
+    a = *--sp;
+    if (a.type != FV_T_RECORD && a.type != FV_T_UNSET) {
+      release(a);
+      release(b);
+      ERR("cannot set field '%s' of %s", k->s, fv_type_name((FvType)a.type));
+    }
+    v = fv_record_setn(h, a, k->s, k->len, b);
+    release(a);
+    release(b);
+    if (v.type == FV_T_UNSET && !h->exhausted)
+      ERR("value nested deeper than %d levels", FV_MAX_DEPTH);
+    *sp++ = v;
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  }
+  CASE(INDEX): {
+    b = *--sp;
+    a = *--sp;
+    if (a.type == FV_T_LIST && b.type == FV_T_INT)
+      v = b.u.i >= 0 ? retain(fv_list_at(a, (size_t)b.u.i)) : fv_unset();
+    else if (a.type == FV_T_RECORD && b.type == FV_T_TEXT) {
+      size_t kl;
+      const char *ks = fv_text_ptr(b, &kl);
+      v = retain(fv_record_getn(a, ks, kl));
+    } else if (a.type == FV_T_UNSET)
+      v = fv_unset();
+    else {
+      int ta = a.type, tb = b.type;
+      release(a);
+      release(b);
+      ERR("cannot index %s with %s", fv_type_name((FvType)ta), fv_type_name((FvType)tb));
+    }
+    release(a);
+    release(b);
+    *sp++ = v;
+    HEAPCK();
+    ip += 1;
+    NEXT;
+  }
+  CASE(MKLIST): {
+    unsigned n = A16;
+    v = fv_list_new(h, n);
+    if (v.type != FV_T_LIST) EXIT(out_of_memory(r));
+    FvValue *items = fv_obj_items(v);
+    sp -= n;
+    for (unsigned i = 0; i < n; i++) items[i] = sp[i];
+    if (fv_obj_seal(v) != 0) {
+      fv_value_release(v);
+      ERR("value nested deeper than %d levels", FV_MAX_DEPTH);
+    }
+    *sp++ = v;
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  }
+  CASE(MKREC): {
+    unsigned n = A16;
+    FvValue keys[FV_MAX_STACK / 2 + 1], vals[FV_MAX_STACK / 2 + 1];
+    FvValue *base = sp - 2 * n;
+    for (unsigned i = 0; i < n; i++) {
+      keys[i] = base[2 * i];
+      vals[i] = base[2 * i + 1];
+      if (keys[i].type != FV_T_TEXT) ERR("record key is %s, not text", fv_type_name((FvType)keys[i].type));
+    }
+    v = fv_record(h, n, keys, vals); /* retains what it keeps */
+    for (unsigned i = 0; i < 2 * n; i++) release(*--sp);
+    if (v.type == FV_T_UNSET && !h->exhausted)
+      ERR("value nested deeper than %d levels", FV_MAX_DEPTH);
+    *sp++ = v;
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  }
+  CASE(INTERP): {
+    unsigned n = A16;
+    FvBuf buf = {0};
+    for (unsigned i = 0; i < n; i++) fv_value_write_string(&buf, sp[(int)i - (int)n]);
+    for (unsigned i = 0; i < n; i++) release(*--sp);
+    if (buf.oom) {
+      fv_buf_free(&buf);
+      EXIT(out_of_memory(r));
+    }
+    *sp++ = fv_text(h, buf.p ? buf.p : "", buf.n);
+    fv_buf_free(&buf);
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  }
+  CASE(CALLB): {
+    unsigned fn = A16, n = B16;
+    FvBuiltinCtx cx;
+    memset(&cx, 0, sizeof cx);
+    cx.heap = h;
+    cx.now_ms = s->ev.now_ms;
+    FvValue res = fv_unset();
+    int rc = fv_builtins[fn].fn(&cx, sp - n, (int)n, &res);
+    for (unsigned i = 0; i < n; i++) release(*--sp);
+    if (rc != 0) {
+      release(res);
+      ERR("%s", cx.err[0] ? cx.err : fv_builtins[fn].name);
+    }
+    *sp++ = res;
+    HEAPCK();
+    ip += 5;
+    NEXT;
+  }
+  /* ---- arithmetic and comparison ---- */
+#define ARITH(NAME, OPC)                                                       \
+  CASE(NAME) : {                                                               \
+    int64_t res;                                                               \
+    if (LIKELY(sp[-2].type == FV_T_INT && sp[-1].type == FV_T_INT) &&          \
+        LIKELY(int_arith(OPC, sp[-2].u.i, sp[-1].u.i, &res))) {                \
+      sp[-2].u.i = res;                                                        \
+      sp--;                                                                    \
+      ip += 1;                                                                 \
+      NEXT;                                                                    \
+    }                                                                          \
+    goto binary;                                                               \
+  }
+  ARITH(ADD, FV_OP_ADD)
+  ARITH(SUB, FV_OP_SUB)
+  ARITH(MUL, FV_OP_MUL)
+  ARITH(DIV, FV_OP_DIV)
+  ARITH(MOD, FV_OP_MOD)
+#define COMPARE(NAME, OPC)                                                     \
+  CASE(NAME) :                                                                 \
+    if (LIKELY(sp[-2].type == FV_T_INT && sp[-1].type == FV_T_INT)) {          \
+      truth = int_compare(OPC, sp[-2].u.i, sp[-1].u.i);                        \
+      sp -= 2;                                                                 \
+      ip += 1;                                                                 \
+      goto condition;                                                          \
+    }                                                                          \
+    goto binary;
+  COMPARE(EQ, FV_OP_EQ)
+  COMPARE(NE, FV_OP_NE)
+  COMPARE(LT, FV_OP_LT)
+  COMPARE(LE, FV_OP_LE)
+  COMPARE(GT, FV_OP_GT)
+  COMPARE(GE, FV_OP_GE)
+  binary: {
+    b = *--sp;
+    a = *--sp;
+    int rc = fv_op_binary(h, op, a, b, &v, err, sizeof err);
+    release(a);
+    release(b);
+    if (rc) ERR("%s", err);
+    *sp++ = v;
+    HEAPCK();
+    ip += 1;
+    NEXT;
+  }
+#define ARITHK(NAME, OPC)                                                      \
+  CASE(NAME) : {                                                               \
+    const FvConst *k = &consts[A16];                                           \
+    int64_t res;                                                               \
+    if (LIKELY(sp[-1].type == FV_T_INT && k->type == FV_T_INT) &&              \
+        LIKELY(int_arith(OPC, sp[-1].u.i, k->i, &res))) {                      \
+      sp[-1].u.i = res;                                                        \
+      ip += 3;                                                                 \
+      NEXT;                                                                    \
+    }                                                                          \
+    goto binary_k;                                                             \
+  }
+  ARITHK(ADDK, FV_OP_ADD)
+  ARITHK(SUBK, FV_OP_SUB)
+  ARITHK(MULK, FV_OP_MUL)
+  ARITHK(DIVK, FV_OP_DIV)
+  ARITHK(MODK, FV_OP_MOD)
+#define COMPAREK(NAME, OPC)                                                    \
+  CASE(NAME) : {                                                               \
+    const FvConst *k = &consts[A16];                                           \
+    if (LIKELY(sp[-1].type == FV_T_INT && k->type == FV_T_INT)) {              \
+      truth = int_compare(OPC, sp[-1].u.i, k->i);                              \
+      sp -= 1;                                                                 \
+      ip += 3;                                                                 \
+      goto condition;                                                          \
+    }                                                                          \
+    goto binary_k;                                                             \
+  }
+  COMPAREK(EQK, FV_OP_EQ)
+  COMPAREK(NEK, FV_OP_NE)
+  COMPAREK(LTK, FV_OP_LT)
+  COMPAREK(LEK, FV_OP_LE)
+  COMPAREK(GTK, FV_OP_GT)
+  COMPAREK(GEK, FV_OP_GE)
+  binary_k: {
+    a = *--sp;
+    int rc = fv_op_binary(h, long_form(op), a, k_scalar(&consts[A16]), &v, err, sizeof err);
+    release(a);
+    if (rc) ERR("%s", err);
+    *sp++ = v;
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  }
+  condition:
+    /* a comparison's result: jump at once when a JMPF or JMPT uses it */
+    if ((*ip == FV_OP_JMPF || *ip == FV_OP_JMPT) && LIKELY(left != 0)) {
+      left--;
+      int jump = truth ^ (*ip == FV_OP_JMPF);
+      if (UNLIKELY(cmarks != NULL))
+        cmarks[ip - code] |= FV_COV_RUN | (jump ? FV_COV_TAKEN : FV_COV_NOT_TAKEN);
+      ip = jump ? code + J32 : ip + 5;
+      NEXT;
+    }
+    *sp++ = mk_bool(truth);
+    NEXT;
+#define LOCALK(NAME, OPC)                                                      \
+  CASE(NAME) : {                                                               \
+    FvValue *l = &locals[A16];                                                 \
+    const FvConst *k = &consts[B16];                                           \
+    int64_t res;                                                               \
+    if (LIKELY(l->type == FV_T_INT && k->type == FV_T_INT) &&                  \
+        LIKELY(int_arith(OPC, l->u.i, k->i, &res))) {                          \
+      l->u.i = res;                                                            \
+      ip += 5;                                                                 \
+      NEXT;                                                                    \
+    }                                                                          \
+    goto local_k;                                                              \
+  }
+  LOCALK(ADDLK, FV_OP_ADD)
+  LOCALK(SUBLK, FV_OP_SUB)
+  local_k: {
+    FvValue *l = &locals[A16];
+    int rc = fv_op_binary(h, long_form(op), *l, k_scalar(&consts[B16]), &v, err, sizeof err);
+    if (rc) ERR("%s", err);
+    release(*l);
+    *l = v;
+    HEAPCK();
+    ip += 5;
+    NEXT;
+  }
+  CASE(NEG):
+  CASE(NOT): {
+    a = *--sp;
+    if (op == FV_OP_NOT && a.type == FV_T_BOOL) {
+      *sp++ = mk_bool(!a.u.b);
+      ip += 1;
+      NEXT;
+    }
+    int rc = fv_op_unary(op, a, &v, err, sizeof err);
+    release(a);
+    if (rc) ERR("%s", err);
+    *sp++ = v;
+    ip += 1;
+    NEXT;
+  }
+  CASE(RANGE): {
+    if (LIKELY(sp[-1].type == FV_T_INT && sp[-1].u.i <= FV_RANGE_MAX)) {
+      if (sp[-1].u.i < 0) sp[-1].u.i = 0;
+      ip += 1;
+      NEXT;
+    }
+    FvBuiltinCtx cx;
+    memset(&cx, 0, sizeof cx);
+    cx.heap = h;
+    cx.now_ms = s->ev.now_ms;
+    FvValue res = fv_unset();
+    int rc = fv_builtins[FV_B_range].fn(&cx, sp - 1, 1, &res);
+    release(*--sp);
+    if (rc != 0) {
+      release(res);
+      ERR("%s", cx.err[0] ? cx.err : fv_builtins[FV_B_range].name);
+    }
+    *sp++ = res;
+    HEAPCK();
+    ip += 1;
+    NEXT;
+  }
+  CASE(FORRANGE): {
+    FvValue *cnt = &locals[A16], *pos = &locals[A16 + 1], *var = &locals[B16];
+    if (LIKELY(cnt->type == FV_T_INT && pos->type == FV_T_INT)) {
+      truth = pos->u.i < cnt->u.i;
+      if (truth) {
+        a = *var;
+        *var = mk_int(pos->u.i);
+        pos->u.i++;
+        release(a);
+      }
+      ip += 5;
+      goto condition;
+    }
+    goto for_list; /* RANGE gave a list, or the bytecode was not made by flowc */
+  }
+  CASE(FORNEXT):
+  for_list: {
+    FvValue *lst = &locals[A16], *pos = &locals[A16 + 1], *var = &locals[B16];
+    if (LIKELY(lst->type == FV_T_LIST && pos->type == FV_T_INT && pos->u.i >= 0)) {
+      truth = (uint64_t)pos->u.i < fv_list_len(*lst);
+      if (truth) {
+        const FvValue *item = &fv_obj_items(*lst)[pos->u.i];
+        if (obj_type(item->type)) fv_value_retain(*item);
+        pos->u.i++;
+        a = *var;
+        *var = *item;
+        release(a);
+      }
+      ip += 5;
+      goto condition;
+    }
+    /* the general case, as len(), LT and INDEX would do it */
+    FvBuiltinCtx cx;
+    memset(&cx, 0, sizeof cx);
+    cx.heap = h;
+    cx.now_ms = s->ev.now_ms;
+    FvValue n = fv_unset();
+    if (fv_builtins[FV_B_len].fn(&cx, lst, 1, &n) != 0) {
+      release(n);
+      ERR("%s", cx.err[0] ? cx.err : fv_builtins[FV_B_len].name);
+    }
+    if (fv_op_binary(h, FV_OP_LT, *pos, n, &v, err, sizeof err) != 0) ERR("%s", err);
+    truth = v.type == FV_T_BOOL && v.u.b;
+    if (truth) {
+      if (lst->type != FV_T_UNSET && !(lst->type == FV_T_LIST && pos->type == FV_T_INT))
+        ERR("cannot index %s with %s", fv_type_name((FvType)lst->type),
+            fv_type_name((FvType)pos->type));
+      v = lst->type == FV_T_LIST && pos->u.i >= 0 ? retain(fv_list_at(*lst, (size_t)pos->u.i))
+                                                  : fv_unset();
+      if (fv_op_binary(h, FV_OP_ADD, *pos, mk_int(1), &n, err, sizeof err) != 0) {
+        release(v);
+        ERR("%s", err);
+      }
+      release(*pos);
+      *pos = n;
+      release(*var);
+      *var = v;
+    }
+    HEAPCK();
+    ip += 5;
+    goto condition;
+  }
+  /* ---- control ---- */
+  CASE(JMP):
+    ip = code + J32;
+    NEXT;
+  CASE(JMPF):
+  CASE(JMPT): {
+    a = *--sp;
+    if (a.type != FV_T_BOOL && a.type != FV_T_UNSET) {
+      release(a);
+      ERR("condition is %s, not bool", fv_type_name((FvType)a.type));
+    }
+    int t = a.type == FV_T_BOOL && a.u.b;
+    int jump = op == FV_OP_JMPT ? t : !t;
+    if (UNLIKELY(cmarks != NULL)) cmarks[ip - code] |= jump ? FV_COV_TAKEN : FV_COV_NOT_TAKEN;
+    ip = jump ? code + J32 : ip + 5;
+    NEXT;
+  }
+  CASE(STEP): {
+    SAVE();
+    unsigned st = A16;
+    fr->step = (int)st;
+    FvValue rec = record2(r, "flow", text_of(r, fv_program_flow_name(p, fr->flow)), "step",
+                          text_of(r, fv_program_step_name(p, fr->flow, (int)st)));
+    FvEffect *e = emit_payload(r, FV_FX_AUDIT, rec);
+    if (e) snprintf(e->name, sizeof e->name, "step");
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  }
+  CASE(RANDOM): {
+    s->n_random++;
+    uint64_t x = splitmix64(s->seed ^ (s->n_random * 0x9E3779B97F4A7C15ULL));
+    *sp++ = mk_int((int64_t)(x % A16));
+    ip += 3;
+    NEXT;
+  }
+  CASE(END):
+    SAVE();
+    return end_session(r);
+  CASE(FAIL): {
+    a = *--sp;
+    SAVE();
+    char *msg = fv_value_to_string(a);
+    release(a);
+    FvStatus st = rt_error(r, "%s", msg ? msg : "failed");
+    free(msg);
+    return st;
+  }
+  /* ---- sub-flows ---- */
+  CASE(CALLFLOW): {
+    unsigned callee = A16, n = B16;
+    SAVE();
+    fr->pc = (uint32_t)(ip + 5 - code);
+    if (fv_frame_push(s, p, (int)callee, 0) != 0) return out_of_memory(r);
+    FvFrame *nf = &s->frames[s->nframes - 1];
+    sp -= n;
+    for (unsigned i = 0; i < n; i++) nf->locals[i] = sp[i];
+    LOAD_FRAME();
+    ip = code;
+    NEXT;
+  }
+  CASE(RESULT):
+    *sp++ = retain(s->ret);
+    ip += 1;
+    NEXT;
+  CASE(RET): {
+    v = *--sp;
+    SAVE();
+    clear_stack(r);
+    sp = r->stack;
+    fv_frame_pop(s, p);
+    if (s->nframes == 0) {
+      release(v);
+      return end_session(r);
+    }
+    release(s->ret);
+    s->ret = v;
+    LOAD_FRAME();
+    ip = code + fr->pc;
+    NEXT;
+  }
+  CASE(GOFLOW): {
+    unsigned target = A16;
+    SAVE();
+    clear_stack(r);
+    sp = r->stack;
+    fv_frame_pop(s, p);
+    if (fv_frame_push(s, p, (int)target, 0) != 0) return out_of_memory(r);
+    LOAD_FRAME();
+    ip = code;
+    NEXT;
+  }
+  /* ---- messages and effects ---- */
+  CASE(SEND): {
+    unsigned kind = A16;
+    a = *--sp;
+    SAVE();
+    if (a.type != FV_T_RECORD) {
+      release(a);
+      ERR("message payload is %s, not record", fv_type_name((FvType)a.type));
+    }
+    if (kind == FV_MSG_FORM) {
+      char tok[FV_MAX_ID + 32];
+      snprintf(tok, sizeof tok, "%s:f%" PRIu64, s->id, ++s->n_forms);
+      FvValue t = text_of(r, tok);
+      v = fv_record_setn(h, a, "flow_token", 10, t);
+      release(t);
+      release(a);
+      a = v;
+    }
+    FvEffect *e = emit_payload(r, FV_FX_SEND, a);
+    if (e) e->msg = (FvMsgKind)kind;
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  }
+  CASE(HANDOFF):
+    a = *--sp;
+    SAVE();
+    emit_payload(r, FV_FX_HANDOFF, a);
+    return end_session(r);
+  CASE(REMEMBER): {
+    a = *--sp;
+    SAVE();
+    if (a.type != FV_T_RECORD) {
+      release(a);
+      ERR("remember takes a record, not %s", fv_type_name((FvType)a.type));
+    }
+    v = fv_record_merge(h, s->ctx[FV_CTX_MEMBER], a);
+    release(a);
+    if (v.type == FV_T_RECORD) {
+      release(s->ctx[FV_CTX_MEMBER]);
+      s->ctx[FV_CTX_MEMBER] = v;
+      emit_payload(r, FV_FX_REMEMBER,
+                   record2(r, "member", retain(v), "channel", retain(s->ctx[FV_CTX_CHANNEL])));
+    } /* else out of memory, or too deep */
+    HEAPCK();
+    ip += 1;
+    NEXT;
+  }
+  CASE(AUDIT): {
+    a = *--sp;
+    SAVE();
+    FvEffect *e = emit_payload(r, FV_FX_AUDIT, a);
+    if (e) snprintf(e->name, sizeof e->name, "%s", fv_const_text(p, A16));
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  }
+  /* ---- waiting ---- */
+  CASE(WAIT): {
+    unsigned mask = A16, dur = B16;
+    SAVE();
+    s->wait.key = 0;
+    s->wait.timer = 0;
+    s->wait.due_ms = 0;
+    if (dur != FV_NONE16) {
+      int64_t secs = consts[dur].i;
+      s->wait.timer = (uint32_t)++s->n_timers;
+      if (s->wait.timer == 0) s->wait.timer = (uint32_t)++s->n_timers;
+      s->wait.due_ms = sat_add(s->ev.now_ms, secs * 1000);
+      FvEffect *e = emit(r, FV_FX_SET_TIMER);
+      if (e) {
+        e->timer_id = s->wait.timer;
+        e->due_ms = s->wait.due_ms;
+      }
+    }
+    set_wait(r, mask, (uint32_t)(ip + 5 - code));
+    if (h->exhausted) return out_of_memory(r);
+    return FV_WAITING;
+  }
+  CASE(REWAIT):
+    SAVE();
+    if (s->wait.flow != fr->flow || s->wait.depth != s->nframes - 1 || !s->wait.mask ||
+        !fv_program_resume_ok(p, fr->flow, s->wait.resume_pc))
+      ERR("no wait to wait again for");
+    set_wait(r, s->wait.mask, s->wait.resume_pc);
+    return FV_WAITING;
+  CASE(ENDWAIT):
+    if (s->wait.timer) {
+      SAVE();
+      FvEffect *e = emit(r, FV_FX_CANCEL_TIMER);
+      if (e) e->timer_id = s->wait.timer;
+    }
+    clear_wait(s);
+    HEAPCK();
+    ip += 1;
+    NEXT;
+  CASE(EVKIND):
+    *sp++ = mk_bool(s->ev.kind == (int)A16);
+    ip += 3;
+    NEXT;
+  CASE(EVBUTTON): {
+    const FvConst *id = &consts[A16], *title = &consts[B16];
+    *sp++ = mk_bool(fv_ev_button(&s->ev, id->s, id->len, title->s, title->len));
+    ip += 5;
+    NEXT;
+  }
+  CASE(EVVALUE):
+    *sp++ = fv_ev_value(h, &s->ev, (int)A16);
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  CASE(EVDATA):
+    *sp++ = retain(s->ev.data);
+    ip += 1;
+    NEXT;
+  CASE(EVINTENT): {
+    const FvConst *k = &consts[A16];
+    unsigned mk = B16;
+    size_t l;
+    const char *t = fv_text_ptr(s->ev.text, &l);
+    int ok = s->ev.kind == FV_EV_INTENT && t && l == k->len && memcmp(t, k->s, l) == 0;
+    if (ok && mk != FV_NONE16) {
+      const FvConst *m = &consts[mk];
+      double min = m->type == FV_T_INT ? (double)m->i : m->n;
+      ok = s->ev.confidence >= min;
+    }
+    *sp++ = mk_bool(ok);
+    ip += 5;
+    NEXT;
+  }
+  /* ---- sagas ---- */
+  CASE(SAGA_BEGIN):
+    fv_saga_clear(s);
+    s->saga.active = 1;
+    ip += 1;
+    NEXT;
+  CASE(ACTION): {
+    a = *--sp;
+    SAVE();
+    s->n_actions++;
+    emit_action(r, A16, a, FV_KEY(s->n_actions, 0), 0);
+    s->wait.timer = 0;
+    s->wait.due_ms = 0;
+    s->wait.key = FV_KEY(s->n_actions, 0);
+    set_wait(r, FV_ACCEPT_ACTION, (uint32_t)(ip + 3 - code));
+    if (h->exhausted) return out_of_memory(r);
+    return FV_WAITING;
+  }
+  CASE(UNDO_PUSH):
+    a = *--sp;
+    if (fv_saga_push(s, A16, s->n_actions, a) != 0) EXIT(out_of_memory(r));
+    HEAPCK();
+    ip += 3;
+    NEXT;
+  CASE(SAGA_END):
+    fv_saga_clear(s);
+    s->saga.active = 0;
+    ip += 1;
+    NEXT;
+  CASE(COMPENSATE): {
+    SAVE();
+    int rc = compensate(r, r->pc);
+    if (h->exhausted) return out_of_memory(r);
+    if (rc > 0) return FV_WAITING;
+    ip += 1;
+    NEXT;
+  }
+  case FV_OP__COUNT: break;
+  }
+  ERR("bad opcode");
+
+budget:
+  EXIT(out_of_instructions(r));
+}
+
+static FvStatus run(Run *r) {
+  r->left = r->limit > r->out->instructions ? r->limit - r->out->instructions : 0;
+  FvStatus st = loop(r);
+  r->out->instructions = r->limit - r->left;
+  return st;
+}
+
+#undef CASE
+#undef NEXT
+#undef ERR
 
 /* ------------------------------------------------------------------------------------ */
 /* Resume                                                                               */

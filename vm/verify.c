@@ -54,6 +54,20 @@ static int check_text(Vf *v, uint32_t pc, unsigned k, const char *what, int name
   return 0;
 }
 
+/* the constant operand of the short forms (ADDK.., ADDLK, SUBLK): a constant that is not a
+   text (so the interpreter never allocates for it) */
+static int check_scalar(Vf *v, uint32_t pc, unsigned k) {
+  const FvImage *im = &v->p->img;
+  if (k >= im->nconsts) return fail(v, pc, "constant %u out of range (%u constants)", k, im->nconsts);
+  if (im->consts[k].type == FV_T_TEXT) return fail(v, pc, "constant %u is a text", k);
+  return 0;
+}
+
+static int check_local(Vf *v, uint32_t pc, unsigned a) {
+  if (a >= v->fl->nlocals) return fail(v, pc, "local %u out of range (%u locals)", a, v->fl->nlocals);
+  return 0;
+}
+
 static int check_operands(Vf *v, uint32_t pc) {
   const FvImage *im = &v->p->img;
   const uint8_t *c = v->fl->code + pc;
@@ -89,9 +103,7 @@ static int check_operands(Vf *v, uint32_t pc) {
       return fail(v, pc, "timeout of %lld seconds out of range", (long long)im->consts[b].i);
     return 0;
   case FV_OP_LOAD:
-  case FV_OP_STORE:
-    if (a >= v->fl->nlocals) return fail(v, pc, "local %u out of range (%u locals)", a, v->fl->nlocals);
-    return 0;
+  case FV_OP_STORE: return check_local(v, pc, a);
   case FV_OP_CTX:
     if (a >= FV_CTX__COUNT) return fail(v, pc, "context slot %u out of range", a);
     return 0;
@@ -125,6 +137,26 @@ static int check_operands(Vf *v, uint32_t pc) {
   case FV_OP_RANDOM:
     if (a < 1) return fail(v, pc, "range must be at least 1");
     return 0;
+  case FV_OP_ADDK:
+  case FV_OP_SUBK:
+  case FV_OP_MULK:
+  case FV_OP_DIVK:
+  case FV_OP_MODK:
+  case FV_OP_EQK:
+  case FV_OP_NEK:
+  case FV_OP_LTK:
+  case FV_OP_LEK:
+  case FV_OP_GTK:
+  case FV_OP_GEK: return check_scalar(v, pc, a);
+  case FV_OP_ADDLK:
+  case FV_OP_SUBLK:
+    if (check_local(v, pc, a)) return -1;
+    return check_scalar(v, pc, b);
+  case FV_OP_FORNEXT:
+  case FV_OP_FORRANGE:
+    if (a + 1 >= v->fl->nlocals)
+      return fail(v, pc, "locals %u and %u out of range (%u locals)", a, a + 1, v->fl->nlocals);
+    return check_local(v, pc, b);
   default: return 0;
   }
 }

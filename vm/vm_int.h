@@ -22,6 +22,8 @@
 #define FV_DEFAULT_INSTRUCTIONS 1000000u
 #define FV_DEFAULT_MEMORY ((size_t)8 << 20)
 #define FV_MAX_WAIT_SECONDS 3153600000LL /* 100 years: a WAIT timeout beyond is refused */
+#define FV_RANGE_MAX 100000 /* range(n) refuses a larger n (stdlib/builtins.c, b_range);
+                               RANGE lets ints up to this through without a list */
 
 /* ------------------------------------------------------------------------------------ */
 /* Heap accounting                                                                      */

@@ -81,7 +81,9 @@ enum {
   JMPF = FV_OP_JMPF, STEP = FV_OP_STEP, RANDOM = FV_OP_RANDOM, CALLFLOW = FV_OP_CALLFLOW,
   GOFLOW = FV_OP_GOFLOW, SEND = FV_OP_SEND, AUDIT = FV_OP_AUDIT, WAIT = FV_OP_WAIT,
   EVKIND = FV_OP_EVKIND, EVBUTTON = FV_OP_EVBUTTON, EVVALUE = FV_OP_EVVALUE,
-  EVINTENT = FV_OP_EVINTENT, ACTION = FV_OP_ACTION, UNDO_PUSH = FV_OP_UNDO_PUSH
+  EVINTENT = FV_OP_EVINTENT, ACTION = FV_OP_ACTION, UNDO_PUSH = FV_OP_UNDO_PUSH,
+  ADDK = FV_OP_ADDK, MODK = FV_OP_MODK, EQK = FV_OP_EQK, GEK = FV_OP_GEK, ADDLK = FV_OP_ADDLK,
+  SUBLK = FV_OP_SUBLK, FORNEXT = FV_OP_FORNEXT, FORRANGE = FV_OP_FORRANGE, RANGE = FV_OP_RANGE
 };
 
 static const struct CodeRule {
@@ -123,6 +125,18 @@ static const struct CodeRule {
     {"EVKIND kind high", C(EVKIND, FV_EV_INTENT + 1, 0, POP), 0, "flow main: pc 3: EVKIND: unknown event kind 12"},
     {"EVVALUE type", C(EVVALUE, FV_ASK__COUNT, 0, POP), 0, "flow main: pc 3: EVVALUE: ask type 10 out of range"},
     {"RANDOM range", C(RANDOM, 0, 0, POP), 0, "flow main: pc 3: RANDOM: range must be at least 1"},
+    {"ADDK constant in range", C(UNSET, ADDK, 0xE7, 0x03, POP), 0, "flow main: pc 4: ADDK: constant 999 out of range (12 constants)"},
+    {"MODK constant not a text", C(UNSET, MODK, K_NAME, 0, POP), 0, "flow main: pc 4: MODK: constant 6 is a text"},
+    {"EQK constant not a text", C(UNSET, EQK, K_MAIN, 0, POP), 0, "flow main: pc 4: EQK: constant 1 is a text"},
+    {"GEK constant in range", C(UNSET, GEK, K__COUNT, 0, POP), 0, "flow main: pc 4: GEK: constant 12 out of range (12 constants)"},
+    {"ADDK pops one", C(ADDK, K_INT7, 0, POP), 0, "flow main: pc 3: ADDK: stack underflow (depth 0, pops 1)"},
+    {"ADDLK local", C(ADDLK, 1, 0, K_INT7, 0), 0, "flow main: pc 3: ADDLK: local 1 out of range (1 locals)"},
+    {"ADDLK constant not a text", C(ADDLK, 0, 0, K_START, 0), 0, "flow main: pc 3: ADDLK: constant 2 is a text"},
+    {"SUBLK constant in range", C(SUBLK, 0, 0, 0xE7, 0x03), 0, "flow main: pc 3: SUBLK: constant 999 out of range (12 constants)"},
+    {"FORNEXT needs two locals", C(FORNEXT, 0, 0, 0, 0, POP), 0, "flow main: pc 3: FORNEXT: locals 0 and 1 out of range (1 locals)"},
+    {"FORNEXT local overflow", C(FORNEXT, 0xFF, 0xFF, 0, 0, POP), 0, "flow main: pc 3: FORNEXT: locals 65535 and 65536 out of range (1 locals)"},
+    {"FORRANGE needs two locals", C(FORRANGE, 0, 0, 0, 0, POP), 0, "flow main: pc 3: FORRANGE: locals 0 and 1 out of range (1 locals)"},
+    {"RANGE pops one", C(RANGE, POP), 0, "flow main: pc 3: RANGE: stack underflow (depth 0, pops 1)"},
     {"jump into an instruction", C(JMP, 4, 0, 0, 0), 0, "flow main: pc 3: JMP: jump target 4 is not an instruction start"},
     {"jump outside the code", C(TRUE_, JMPF, 0xE8, 3, 0, 0), 0, "flow main: pc 4: JMPF: jump target 1000 is not an instruction start"},
     {"no falling off the end", C(NOP), 1, "flow main: pc 3: NOP: control falls off the end of the code"},

@@ -1219,6 +1219,342 @@ END_TEST
 /* Budgets                                                                              */
 /* ------------------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------------------ */
+/* Short forms: ADDK.. GEK, ADDLK, SUBLK, RANGE, FORNEXT, FORRANGE                      */
+/* ------------------------------------------------------------------------------------ */
+
+START_TEST(short_forms) {
+  Asm a;
+  as_init(&a, "t.flow");
+  as_flow(&a, "main", 0, 4);
+  as_step(&a, "start", 1);
+  struct { int64_t x; int op; int64_t k; } ks[] = {
+      {7, FV_OP_ADDK, 3},  {7, FV_OP_SUBK, 10}, {7, FV_OP_MULK, -2}, {7, FV_OP_DIVK, 2},
+      {-7, FV_OP_DIVK, 2}, {7, FV_OP_MODK, 3},  {-7, FV_OP_MODK, 3}, {5, FV_OP_DIVK, -1},
+      {5, FV_OP_MODK, -1}, {3000000000LL, FV_OP_MODK, 7}, {INT64_MIN, FV_OP_DIVK, 2},
+      {3, FV_OP_EQK, 3},   {3, FV_OP_NEK, 3},   {2, FV_OP_LTK, 3},   {3, FV_OP_LEK, 3},
+      {3, FV_OP_GTK, 3},   {3, FV_OP_GEK, 3}};
+  int nk = (int)(sizeof ks / sizeof ks[0]);
+  for (int i = 0; i < nk; i++) {
+    body_begin(&a);
+    push_int(&a, ks[i].x);
+    opA(&a, ks[i].op, k_int(&a, ks[i].k));
+    body_end(&a);
+  }
+  body_begin(&a); /* number with an int constant */
+  opA(&a, FV_OP_CONST, k_num(&a, 1.5));
+  opA(&a, FV_OP_ADDK, k_int(&a, 2));
+  body_end(&a);
+  body_begin(&a); /* duration scaled */
+  opA(&a, FV_OP_CONST, k_dur(&a, 60));
+  opA(&a, FV_OP_MULK, k_int(&a, 2));
+  body_end(&a);
+  body_begin(&a); /* int with a number constant */
+  push_int(&a, 1);
+  opA(&a, FV_OP_LTK, k_num(&a, 1.5));
+  body_end(&a);
+  body_begin(&a); /* text == int: false, not an error */
+  push_text(&a, "a");
+  opA(&a, FV_OP_EQK, k_int(&a, 1));
+  body_end(&a);
+  /* local 0 = 5; += 10; -= 3 */
+  push_int(&a, 5);
+  opA(&a, FV_OP_STORE, 0);
+  opAB(&a, FV_OP_ADDLK, 0, k_int(&a, 10));
+  opAB(&a, FV_OP_SUBLK, 0, k_int(&a, 3));
+  body_begin(&a);
+  opA(&a, FV_OP_LOAD, 0);
+  body_end(&a);
+  /* local 1 = 1.5 (number); += 1; duration local -= 30s */
+  opA(&a, FV_OP_CONST, k_num(&a, 1.5));
+  opA(&a, FV_OP_STORE, 1);
+  opAB(&a, FV_OP_ADDLK, 1, k_int(&a, 1));
+  opA(&a, FV_OP_CONST, k_dur(&a, 90));
+  opA(&a, FV_OP_STORE, 2);
+  opAB(&a, FV_OP_SUBLK, 2, k_dur(&a, 30));
+  body_begin(&a);
+  opA(&a, FV_OP_LOAD, 1);
+  opA(&a, FV_OP_LOAD, 2);
+  opA(&a, FV_OP_INTERP, 2);
+  body_end(&a);
+  /* a comparison feeding JMPF (taken and not) and JMPT */
+  push_int(&a, 4);
+  opA(&a, FV_OP_STORE, 0);
+  opA(&a, FV_OP_LOAD, 0);
+  opA(&a, FV_OP_EQK, k_int(&a, 4));
+  uint32_t j1 = opJ(&a, FV_OP_JMPF, 0);
+  say(&a, "eq");
+  as_patch(&a, j1, as_pc(&a));
+  opA(&a, FV_OP_LOAD, 0);
+  push_int(&a, 5);
+  op0(&a, FV_OP_GT);
+  uint32_t j2 = opJ(&a, FV_OP_JMPF, 0);
+  say(&a, "gt");
+  as_patch(&a, j2, as_pc(&a));
+  opA(&a, FV_OP_LOAD, 0);
+  opA(&a, FV_OP_LTK, k_int(&a, 5));
+  uint32_t j3 = opJ(&a, FV_OP_JMPT, 0);
+  say(&a, "not lt");
+  as_patch(&a, j3, as_pc(&a));
+  op0(&a, FV_OP_END);
+  FvProgram *p = load_ok(&a);
+  FvSession *s = fv_session_new(p, "s");
+  FvResult r;
+  memset(&r, 0, sizeof r);
+  FvCoverage *cov = fv_coverage_new(p);
+  FvBudget b = {0, 0, cov};
+  ck_assert_int_eq(go_b(p, s, ev_start(0), &b, &r), FV_ENDED);
+  const char *want[] = {"10", "-3", "-14", "3", "-3", "1", "-1", "-5", "0", "4",
+                        "-4611686018427387904", "true", "false", "true", "true", "false", "true",
+                        "3.5", "2m", "true", "false", "12", "2.51m", "eq"};
+  int nw = (int)(sizeof want / sizeof want[0]);
+  for (int i = 0; i < nw; i++) ck_assert_str_eq(said(&r, i), want[i]);
+  ck_assert_int_eq(fx_count(&r, FV_FX_SEND), nw);
+  ck_assert_uint_eq(cov->marks[0][j1 - 1], FV_COV_RUN | FV_COV_NOT_TAKEN);
+  ck_assert_uint_eq(cov->marks[0][j1 - 4], FV_COV_RUN); /* the EQK */
+  ck_assert_uint_eq(cov->marks[0][j2 - 1], FV_COV_RUN | FV_COV_TAKEN);
+  ck_assert_uint_eq(cov->marks[0][j3 - 1], FV_COV_RUN | FV_COV_TAKEN);
+  fv_coverage_free(cov);
+  fv_result_clear(&r);
+  fv_session_free(s);
+  fv_program_free(p);
+  as_free(&a);
+}
+END_TEST
+
+/* for item in LIST: LIST; STORE 0; CONST 0; STORE 1; JMP next; body; next: FORNEXT 0 2;
+   JMPT body (FORRANGE for range(n)) */
+static uint32_t loop_begin(Asm *a) {
+  opA(a, FV_OP_STORE, 0);
+  push_int(a, 0);
+  opA(a, FV_OP_STORE, 1);
+  return opJ(a, FV_OP_JMP, 0);
+}
+static void loop_end(Asm *a, uint32_t jnext, uint32_t body, int op) {
+  as_patch(a, jnext, as_pc(a));
+  opAB(a, op, 0, 2);
+  opJ(a, FV_OP_JMPT, body);
+}
+
+START_TEST(for_loops) {
+  Asm a;
+  as_init(&a, "t.flow");
+  as_flow(&a, "main", 0, 4);
+  as_step(&a, "start", 1);
+  /* over a list: concatenate the items */
+  push_text(&a, "");
+  opA(&a, FV_OP_STORE, 3);
+  push_text(&a, "a");
+  push_text(&a, "b");
+  push_text(&a, "c");
+  opA(&a, FV_OP_MKLIST, 3);
+  uint32_t jn = loop_begin(&a), body = as_pc(&a);
+  opA(&a, FV_OP_LOAD, 3);
+  opA(&a, FV_OP_LOAD, 2);
+  op0(&a, FV_OP_ADD);
+  opA(&a, FV_OP_STORE, 3);
+  loop_end(&a, jn, body, FV_OP_FORNEXT);
+  body_begin(&a);
+  opA(&a, FV_OP_LOAD, 3);
+  body_end(&a);
+  /* over range(4): the sum, and the variable after the loop */
+  push_int(&a, 0);
+  opA(&a, FV_OP_STORE, 3);
+  push_int(&a, 4);
+  op0(&a, FV_OP_RANGE);
+  jn = loop_begin(&a);
+  body = as_pc(&a);
+  opA(&a, FV_OP_LOAD, 3);
+  opA(&a, FV_OP_LOAD, 2);
+  op0(&a, FV_OP_ADD);
+  opA(&a, FV_OP_STORE, 3);
+  loop_end(&a, jn, body, FV_OP_FORRANGE);
+  body_begin(&a);
+  opA(&a, FV_OP_LOAD, 3);
+  opA(&a, FV_OP_LOAD, 2);
+  opA(&a, FV_OP_INTERP, 2);
+  body_end(&a);
+  /* range of a negative number: no items */
+  push_int(&a, -5);
+  op0(&a, FV_OP_RANGE);
+  opA(&a, FV_OP_STORE, 0);
+  push_int(&a, 0);
+  opA(&a, FV_OP_STORE, 1);
+  body_begin(&a);
+  opAB(&a, FV_OP_FORRANGE, 0, 2);
+  opA(&a, FV_OP_LOAD, 1);
+  opA(&a, FV_OP_INTERP, 2);
+  body_end(&a);
+  /* unset: no items; a record: its length, as len() */
+  op0(&a, FV_OP_UNSET);
+  opA(&a, FV_OP_STORE, 0);
+  push_int(&a, 0);
+  opA(&a, FV_OP_STORE, 1);
+  body_begin(&a);
+  opAB(&a, FV_OP_FORNEXT, 0, 2);
+  body_end(&a);
+  opA(&a, FV_OP_MKREC, 0);
+  opA(&a, FV_OP_STORE, 0);
+  body_begin(&a);
+  opAB(&a, FV_OP_FORNEXT, 0, 2);
+  body_end(&a);
+  /* FORRANGE over a list (RANGE gives one when its argument is not a plain int) */
+  push_text(&a, "z");
+  opA(&a, FV_OP_MKLIST, 1);
+  opA(&a, FV_OP_STORE, 0);
+  push_int(&a, 0);
+  opA(&a, FV_OP_STORE, 1);
+  body_begin(&a);
+  opAB(&a, FV_OP_FORRANGE, 0, 2);
+  opA(&a, FV_OP_LOAD, 2);
+  opAB(&a, FV_OP_FORRANGE, 0, 2);
+  opA(&a, FV_OP_INTERP, 3);
+  body_end(&a);
+  /* RANGE of the limit itself is fine */
+  push_int(&a, 100000);
+  op0(&a, FV_OP_RANGE);
+  opA(&a, FV_OP_STORE, 0);
+  push_int(&a, 99999);
+  opA(&a, FV_OP_STORE, 1);
+  opAB(&a, FV_OP_FORRANGE, 0, 2);
+  op0(&a, FV_OP_POP);
+  body_begin(&a);
+  opA(&a, FV_OP_LOAD, 2);
+  opAB(&a, FV_OP_FORRANGE, 0, 2);
+  opA(&a, FV_OP_INTERP, 2);
+  body_end(&a);
+  op0(&a, FV_OP_END);
+  /* failures: each flow fails with its message */
+  const char *fails[5];
+  int nf = 0;
+  as_flow(&a, "text", 0, 3);
+  as_step(&a, "start", 20);
+  push_text(&a, "abc");
+  loop_end(&a, loop_begin(&a), 3, FV_OP_FORNEXT);
+  op0(&a, FV_OP_END);
+  fails[nf++] = "t.flow:20: cannot index text with int (flow text, step start)";
+  as_flow(&a, "big", 0, 3);
+  as_step(&a, "start", 21);
+  push_int(&a, 100001);
+  op0(&a, FV_OP_RANGE);
+  op0(&a, FV_OP_END);
+  fails[nf++] = "t.flow:21: range: 100001 is above the limit of 100000 (flow big, step start)";
+  as_flow(&a, "num", 0, 3);
+  as_step(&a, "start", 22);
+  opA(&a, FV_OP_CONST, k_num(&a, 2.0));
+  op0(&a, FV_OP_RANGE);
+  op0(&a, FV_OP_END);
+  fails[nf++] = "t.flow:22: range: argument 1 is number, expected int (flow num, step start)";
+  as_flow(&a, "int", 0, 3);
+  as_step(&a, "start", 23);
+  push_text(&a, "x");
+  opA(&a, FV_OP_STORE, 2);
+  opA(&a, FV_OP_LOAD, 2);
+  opAB(&a, FV_OP_SUBLK, 2, k_int(&a, 1));
+  op0(&a, FV_OP_END);
+  fails[nf++] = "t.flow:23: cannot subtract text and int (flow int, step start)";
+  as_flow(&a, "count", 0, 3); /* FORNEXT does not take a count: only FORRANGE does */
+  as_step(&a, "start", 24);
+  push_int(&a, 3);
+  loop_end(&a, loop_begin(&a), 3, FV_OP_FORNEXT);
+  op0(&a, FV_OP_END);
+  fails[nf++] = "t.flow:24: len: argument 1 is int, expected text, list or record (flow count, step start)";
+  FvProgram *p = load_ok(&a);
+  FvSession *s = fv_session_new(p, "s");
+  FvResult r;
+  memset(&r, 0, sizeof r);
+  ck_assert_int_eq(go(p, s, ev_start(0), &r), FV_ENDED);
+  const char *want[] = {"abc", "63", "false0", "false", "false", "truezfalse", "99999false"};
+  int nw = (int)(sizeof want / sizeof want[0]);
+  for (int i = 0; i < nw; i++) ck_assert_str_eq(said(&r, i), want[i]);
+  fv_result_clear(&r);
+  fv_session_free(s);
+  for (int f = 0; f < nf; f++) {
+    s = fv_session_new(p, "s");
+    ck_assert_int_eq(go(p, s, ev_start(f + 1), &r), FV_FAILED);
+    ck_assert_str_eq(r.error, fails[f]);
+    fv_result_clear(&r);
+    fv_session_free(s);
+  }
+  fv_program_free(p);
+  as_free(&a);
+}
+END_TEST
+
+/* The budget stops loops made of the short forms, counts every instruction (a comparison
+   and the JMPF it feeds are two) and is exact where it stops. */
+START_TEST(budget_loops) {
+  Asm a;
+  as_init(&a, "b.flow");
+  as_flow(&a, "count", 0, 3);
+  as_step(&a, "start", 3);
+  push_int(&a, 100000);
+  op0(&a, FV_OP_RANGE);
+  uint32_t jn = loop_begin(&a), body = as_pc(&a);
+  op0(&a, FV_OP_NOP);
+  loop_end(&a, jn, body, FV_OP_FORRANGE);
+  op0(&a, FV_OP_END);
+  as_flow(&a, "spin", 0, 1); /* x = 10; top: x < 5 ? ... : jump top, forever */
+  as_step(&a, "start", 4);
+  push_int(&a, 10);
+  opA(&a, FV_OP_STORE, 0);
+  uint32_t top = as_pc(&a);
+  opAB(&a, FV_OP_ADDLK, 0, k_int(&a, 0));
+  opA(&a, FV_OP_LOAD, 0);
+  opA(&a, FV_OP_LTK, k_int(&a, 5));
+  opJ(&a, FV_OP_JMPF, top);
+  op0(&a, FV_OP_END);
+  as_flow(&a, "short", 0, 3); /* range(10): counted exactly */
+  as_step(&a, "start", 5);
+  push_int(&a, 10);
+  op0(&a, FV_OP_RANGE);
+  jn = loop_begin(&a);
+  body = as_pc(&a);
+  op0(&a, FV_OP_NOP);
+  loop_end(&a, jn, body, FV_OP_FORRANGE);
+  op0(&a, FV_OP_END);
+  FvProgram *p = load_ok(&a);
+  FvResult r;
+  memset(&r, 0, sizeof r);
+  /* limits that stop at each instruction of the loops, the fused JMPF included */
+  for (uint64_t lim = 1000; lim < 1008; lim++) {
+    for (int f = 0; f < 2; f++) {
+      FvSession *s = fv_session_new(p, "s");
+      FvBudget b = {lim, 0, NULL};
+      ck_assert_int_eq(go_b(p, s, ev_start(f), &b, &r), FV_OUT_OF_BUDGET);
+      ck_assert_uint_eq(r.instructions, lim);
+      char want[128];
+      snprintf(want, sizeof want, "instruction budget of %llu exceeded in step start (line %d)",
+               (unsigned long long)lim, f + 3);
+      ck_assert_str_eq(r.error, want);
+      fv_result_clear(&r);
+      fv_session_free(s);
+    }
+  }
+  /* STEP, CONST, RANGE, STORE, CONST, STORE, JMP; 10 x (FORRANGE, JMPT, NOP); FORRANGE, JMPT,
+     END */
+  FvSession *s = fv_session_new(p, "s");
+  ck_assert_int_eq(go(p, s, ev_start(2), &r), FV_ENDED);
+  ck_assert_uint_eq(r.instructions, 7 + 30 + 3);
+  fv_result_clear(&r);
+  fv_session_free(s);
+  /* the same with a budget of exactly that: it ends; one less: it does not */
+  s = fv_session_new(p, "s");
+  FvBudget b = {40, 0, NULL};
+  ck_assert_int_eq(go_b(p, s, ev_start(2), &b, &r), FV_ENDED);
+  fv_result_clear(&r);
+  fv_session_free(s);
+  s = fv_session_new(p, "s");
+  b.instructions = 39;
+  ck_assert_int_eq(go_b(p, s, ev_start(2), &b, &r), FV_OUT_OF_BUDGET);
+  ck_assert_uint_eq(r.instructions, 39);
+  fv_result_clear(&r);
+  fv_session_free(s);
+  fv_program_free(p);
+  as_free(&a);
+}
+END_TEST
+
 START_TEST(budget_instructions) {
   Asm a;
   as_init(&a, "b.flow");
@@ -1400,6 +1736,8 @@ static Suite *suite(void) {
   tcase_add_test(t, arithmetic);
   tcase_add_test(t, runtime_errors);
   tcase_add_test(t, comparisons_jumps_coverage);
+  tcase_add_test(t, short_forms);
+  tcase_add_test(t, for_loops);
   tcase_add_test(t, records_lists_fields);
   tcase_add_test(t, builtins_via_callb);
   tcase_add_test(t, builtins_direct);
@@ -1423,6 +1761,7 @@ static Suite *suite(void) {
   tcase_set_timeout(t, 30);
   tcase_add_test(t, budget_instructions);
   tcase_add_test(t, budget_memory);
+  tcase_add_test(t, budget_loops);
   suite_add_tcase(s, t);
   t = tcase_create("program");
   tcase_add_test(t, routing);
