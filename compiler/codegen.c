@@ -630,6 +630,9 @@ static void gen_ask(Gen *g, FcNode *s) {
   op_a(g, FV_OP_LOAD, (uint32_t)m);
   op_a(g, FV_OP_MKREC, 1);
   op_a(g, FV_OP_SEND, FV_MSG_TEXT);
+  /* the message is not needed while waiting: keep it out of the session state */
+  op(g, FV_OP_UNSET);
+  op_a(g, FV_OP_STORE, (uint32_t)m);
   op(g, FV_OP_REWAIT);
   label(g, done);
 }
@@ -879,6 +882,10 @@ static void stmt(Gen *g, FcNode *s) {
     g->line = s->loc.first_line;
     op_ab(g, range ? FV_OP_FORRANGE : FV_OP_FORNEXT, (uint32_t)tl, (uint32_t)s->slot);
     jump_to(g, FV_OP_JMPT, body);
+    if (!range) { /* done with the list: keep it out of the session state */
+      op(g, FV_OP_UNSET);
+      op_a(g, FV_OP_STORE, (uint32_t)tl);
+    }
     break;
   }
   case FC_SET: gen_set(g, s); break;
