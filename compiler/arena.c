@@ -12,6 +12,20 @@
 
 #include "ast.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define FC_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FC_ASAN 1
+#endif
+#endif
+#ifndef FC_ASAN
+#define FC_ASAN 0
+#endif
+#if FC_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 /* Blocks are chained, newest first; big requests get a block of their own. Blocks come
  * from mmap, so they start zeroed (allocations need no memset), and they grow from 1 MiB
  * (a small compilation does one mmap) to 4 MiB; the big ones ask for transparent huge
@@ -70,6 +84,22 @@ static FcBlock *block_new(size_t cap) {
   return b;
 }
 
+/* Faults in the whole pages of [p, p + n) at once (a large malloc'd buffer about to be
+ * filled): one madvise instead of a page fault per page. Only a hint; small or
+ * unsupported: nothing. */
+void fc_prefault(void *p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+  const uintptr_t page = 4096;
+  if (n < 16 * page) return;
+  uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1);
+  uintptr_t to = ((uintptr_t)p + n) & ~(page - 1);
+  if (to > from) (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 FcArena *fc_arena_new(void) {
   FcArena *a = calloc(1, sizeof *a);
   if (!a) abort();
@@ -80,6 +110,9 @@ void fc_arena_free(FcArena *a) {
   if (!a) return;
   for (FcBlock *b = a->blocks, *next; b; b = next) {
     next = b->next;
+#if FC_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(b, b->mapped); /* the short nodes' tails */
+#endif
     munmap(b, b->mapped);
   }
   free(a);
@@ -126,7 +159,17 @@ char *fc_arena_strndup(FcArena *a, const char *s, size_t n) {
 }
 
 FcNode *fc_node(FcArena *a, FcKind kind, FcLoc loc) {
-  FcNode *n = fc_arena_alloc(a, sizeof *n);
+  FcNode *n;
+  if (fc_node_is_short(kind)) {
+#if FC_ASAN
+    n = arena_take(a, sizeof *n, alignof(FcNode));
+    ASAN_POISON_MEMORY_REGION((char *)n + FC_NODE_SHORT, sizeof *n - FC_NODE_SHORT);
+#else
+    n = arena_take(a, FC_NODE_SHORT, alignof(FcNode));
+#endif
+  } else {
+    n = arena_take(a, sizeof *n, alignof(FcNode));
+  }
   n->kind = kind;
   n->loc = loc;
   return n;

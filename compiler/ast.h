@@ -110,7 +110,11 @@ enum {
 };
 
 /* Field order keeps the node free of padding (192 bytes): a large flow has tens of
- * thousands of nodes, and the memory they touch is most of a compilation's cost. */
+ * thousands of nodes, and the memory they touch is most of a compilation's cost.
+ * Expression nodes (FC_INT .. FC_UNOP, see fc_node_is_short) have no name2_loc or
+ * target_loc: they are allocated without them (FC_NODE_SHORT bytes, 152), so never read
+ * or write those two of an expression. (Under AddressSanitizer the bytes are allocated
+ * but poisoned, so such an access is caught.) */
 typedef struct FcNode FcNode;
 struct FcNode {
   FcKind kind;
@@ -118,7 +122,7 @@ struct FcNode {
   int type;           /* set by the checker (FcType) for expressions */
   int slot;           /* set by the checker: local slot, builtin index, ... */
   FcLoc loc;          /* the whole construct */
-  FcLoc name_loc, name2_loc, target_loc; /* of name, name2 and target */
+  FcLoc name_loc;     /* of name */
   FcNode *next;       /* next node in the same list */
   FcNode *a, *b, *c, *d, *e, *f;
   const char *name;
@@ -126,7 +130,12 @@ struct FcNode {
   const char *target;
   int64_t ival;
   double nval;
+  /* ---- not in expression nodes ---- */
+  FcLoc name2_loc, target_loc; /* of name2 and target */
 };
+
+#define FC_NODE_SHORT offsetof(FcNode, name2_loc)
+static inline int fc_node_is_short(FcKind k) { return k >= FC_INT && k < FC__KIND_COUNT; }
 
 /* A compilation unit: the files, their text (for diagnostics) and the parsed flows. */
 typedef struct FcArena FcArena;
@@ -136,6 +145,7 @@ char *fc_arena_strndup(FcArena *a, const char *s, size_t n); /* not aligned */
 FcArena *fc_arena_new(void);
 void fc_arena_free(FcArena *a);
 
+void fc_prefault(void *p, size_t n); /* faults in a large buffer's pages at once */
 FcNode *fc_node(FcArena *a, FcKind kind, FcLoc loc); /* zeroed node */
 FcNode *fc_append(FcNode *list, FcNode *item);       /* returns the list head */
 const char *fc_kind_name(FcKind k);

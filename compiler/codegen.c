@@ -67,6 +67,7 @@ static void kt_grow(Gen *g) {
   uint32_t ncap = g->ktcap ? g->ktcap * 2 : 256;
   KSlot *nt = calloc(ncap, sizeof(KSlot));
   if (!nt) abort();
+  fc_prefault(nt, sizeof(KSlot) * ncap);
   for (uint32_t i = 0; i < g->ktcap; i++) {
     if (!g->kt[i].idx) continue;
     uint32_t j = g->kt[i].hash & (ncap - 1);
@@ -129,6 +130,7 @@ static void put(Gen *g, const void *p, uint32_t n) {
     while (g->len + n > g->cap) g->cap = g->cap ? g->cap * 2 : 256;
     g->code = realloc(g->code, g->cap);
     if (!g->code) abort();
+    fc_prefault(g->code + g->len, g->cap - g->len);
   }
   memcpy(g->code + g->len, p, n);
   g->len += n;

@@ -64,10 +64,21 @@ int fc_add_file(FcCompiler *c, const char *path) {
   char *buf = fc_arena_alloc(c->arena, cap);
   for (;;) {
     if (len + 1 == cap) {
+      /* full: only grow if there is more to read (a regular file usually ends here) */
+      char probe;
+      ssize_t m = read(fd, &probe, 1);
+      if (m < 0 && errno == EINTR) continue;
+      if (m < 0) {
+        close(fd);
+        fc_error(c, none, "cannot read '%s'", path);
+        return -1;
+      }
+      if (m == 0) break;
       char *bigger = fc_arena_alloc(c->arena, cap * 2); /* the old one goes with the arena */
       memcpy(bigger, buf, len);
       buf = bigger;
       cap *= 2;
+      buf[len++] = probe;
     }
     ssize_t n = read(fd, buf + len, cap - 1 - len);
     if (n < 0 && errno == EINTR) continue;

@@ -31,6 +31,9 @@ typedef struct Fa {
   int *work, nwork;
   int *queued;
   int report;     /* second walk: report reads and record edges */
+  int scan;       /* first walk (see track_vars): mark reads that need tracking */
+  int *map;       /* variable -> bit in the sets, or -1 when not tracked; NULL: identity */
+  unsigned char *exposed; /* scan: read where the step itself has not assigned it */
   int cur;
   Edge *edges;    /* recorded by the second walk, which goes step by step: */
   int nedges, capedges;
@@ -45,8 +48,10 @@ static uint64_t *set_new(Fa *fa) {
 static void set_copy(Fa *fa, uint64_t *d, const uint64_t *s) {
   memcpy(d, s, sizeof(uint64_t) * (size_t)fa->W);
 }
-static void set_add(uint64_t *s, int i) {
-  if (i >= 0) s[i / 64] |= 1ull << (i % 64);
+static void set_add(const Fa *fa, uint64_t *s, int i) {
+  if (i < 0) return;
+  if (fa->map && (i = fa->map[i]) < 0) return;
+  s[i / 64] |= 1ull << (i % 64);
 }
 static int set_has(const uint64_t *s, int i) { return (s[i / 64] >> (i % 64)) & 1; }
 
@@ -76,7 +81,7 @@ static void push_work(Fa *fa, int s) {
 }
 
 static void edge(Fa *fa, int to, const St *st, int waited, FcLoc loc) {
-  if (to < 0 || st->dead) return;
+  if (to < 0 || st->dead || fa->scan) return;
   if (fa->report) {
     if (fa->nedges == fa->capedges) {
       fa->capedges = fa->capedges ? fa->capedges * 2 : 32;
@@ -106,7 +111,12 @@ static void read_expr(Fa *fa, FcNode *e, const St *st) {
   if (!e || st->dead) return;
   if (e->kind == FC_VARREF && e->op == FC_REF_LOCAL) {
     FcVar *v = &fa->fl->vars[e->slot];
-    if (fa->report && !v->declared && !set_has(st->set, e->slot))
+    if (fa->scan) {
+      if (!v->declared && !set_has(st->set, e->slot)) fa->exposed[e->slot] = 1;
+      return;
+    }
+    int bit = fa->map ? fa->map[e->slot] : e->slot;
+    if (fa->report && bit >= 0 && !v->declared && !set_has(st->set, bit))
       ck_err(fa->ck, e->loc,
              "variable '%s' may be unset here: not every path to this point assigns it",
              v->name);
@@ -146,7 +156,7 @@ static void walk_choices(Fa *fa, FcNode *s, St *st, int nested_rows) {
   if (s->e) edge(fa, s->e->slot, st, 1, s->e->target_loc);
   st->waited = 1;
   if (falls && s->slot >= 0)
-    set_add(st->set, s->slot);
+    set_add(fa, st->set, s->slot);
   else
     st->dead = 1;
 }
@@ -179,7 +189,7 @@ static void walk_stmt(Fa *fa, FcNode *s, St *st) {
     read_expr(fa, s->a, st);
     St in = st_dup(fa, st);
     in.waited = 1;
-    set_add(in.set, s->slot);
+    set_add(fa, in.set, s->slot);
     for (FcNode *cl = s->c; cl; cl = cl->next) {
       if (cl->kind == FC_CHECK) {
         read_expr(fa, cl->a, &in);
@@ -219,7 +229,7 @@ static void walk_stmt(Fa *fa, FcNode *s, St *st) {
     break;
   case FC_CALL:
     read_expr(fa, s->a, st);
-    if (s->ival >= 0) set_add(st->set, (int)s->ival);
+    if (s->ival >= 0) set_add(fa, st->set, (int)s->ival);
     break;
   case FC_IF: {
     read_expr(fa, s->a, st);
@@ -236,7 +246,7 @@ static void walk_stmt(Fa *fa, FcNode *s, St *st) {
   case FC_FOR: {
     read_expr(fa, s->a, st);
     St b = st_dup(fa, st);
-    set_add(b.set, s->slot);
+    set_add(fa, b.set, s->slot);
     walk(fa, s->b, &b);
     free(b.set);
     break;
@@ -246,7 +256,7 @@ static void walk_stmt(Fa *fa, FcNode *s, St *st) {
     while (root->kind == FC_FIELD) root = root->a;
     read_expr(fa, s->b, st);
     if (root != s->a) read_expr(fa, root, st);
-    if (root->op == FC_REF_LOCAL) set_add(st->set, root->slot);
+    if (root->op == FC_REF_LOCAL) set_add(fa, st->set, root->slot);
     break;
   }
   case FC_SAGA: {
@@ -254,7 +264,7 @@ static void walk_stmt(Fa *fa, FcNode *s, St *st) {
     for (FcNode *a = s->a; a; a = a->next) {
       read_expr(fa, a->a, st);
       st->waited = 1;
-      set_add(st->set, a->slot);
+      set_add(fa, st->set, a->slot);
       if (a->b && a->b->kind == FC_UNDO) read_expr(fa, a->b->a, st);
     }
     edge(fa, s->slot, &before, 1, s->target_loc);
@@ -314,6 +324,42 @@ static void dfs(Dfs *d, int u) {
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* Which variables the sets track                                                       */
+/* ------------------------------------------------------------------------------------ */
+
+/* A variable needs a bit in the sets only if some read of it could be reported: it is not
+ * declared, and some step reads it where the step's own statements have not assigned it
+ * on every path from the step's start. One walk of every step from an empty set finds
+ * those reads (whatever reaches a step only adds to its set, so every other read is
+ * assigned on every path whatever came before). The other variables' bits could never
+ * change a diagnostic, and leaving them out keeps the per-step sets small: in a large
+ * flow most variables are set and read within one step. Sets fa->map and fa->W. */
+static void track_vars(Fa *fa) {
+  FcFlowSema *fl = fa->fl;
+  fa->exposed = calloc((size_t)fl->nvars + 1, 1);
+  if (!fa->exposed) abort();
+  fa->map = NULL; /* the scan tracks every variable */
+  fa->W = fl->nvars / 64 + 1;
+  fa->scan = 1;
+  St st = {set_new(fa), 0, 0};
+  for (int s = 0; s < fl->nsteps; s++) {
+    memset(st.set, 0, sizeof(uint64_t) * (size_t)fa->W);
+    st.waited = st.dead = 0;
+    walk(fa, fl->steps[s]->a, &st);
+  }
+  free(st.set);
+  fa->scan = 0;
+  fa->map = malloc(sizeof(int) * ((size_t)fl->nvars + 1));
+  if (!fa->map) abort();
+  int n = 0;
+  for (int i = 0; i < fl->nvars; i++)
+    fa->map[i] = fa->exposed[i] && !fl->vars[i].declared ? n++ : -1;
+  fa->W = n / 64 + 1;
+  free(fa->exposed);
+  fa->exposed = NULL;
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* Entry                                                                                */
 /* ------------------------------------------------------------------------------------ */
 
@@ -324,7 +370,7 @@ void fc_flowcheck(Ck *ck, int flow) {
   memset(&fa, 0, sizeof fa);
   fa.ck = ck;
   fa.fl = fl;
-  fa.W = fl->nvars / 64 + 1;
+  track_vars(&fa);
   fa.in = calloc((size_t)fl->nsteps * (size_t)fa.W, sizeof(uint64_t));
   fa.reached = calloc((size_t)fl->nsteps, sizeof(int));
   fa.queued = calloc((size_t)fl->nsteps, sizeof(int));
@@ -333,7 +379,7 @@ void fc_flowcheck(Ck *ck, int flow) {
 
   St entry = {set_new(&fa), 0, 0};
   for (int i = 0; i < fl->nvars; i++)
-    if (fl->vars[i].declared) set_add(entry.set, i);
+    if (fl->vars[i].declared) set_add(&fa, entry.set, i);
   edge(&fa, 0, &entry, 0, fl->node->loc);
   for (FcNode *it = fl->node->a; it; it = it->next)
     if (it->kind == FC_TRIGGER && it->op == FC_TRIG_INTENT && it->slot >= 0)
@@ -382,6 +428,7 @@ void fc_flowcheck(Ck *ck, int flow) {
   free(fa.work);
   free(fa.edges);
   free(fa.first);
+  free(fa.map);
 }
 
 /* ---- recursive sub-flow calls ---- */

@@ -7,6 +7,11 @@
  * The loader never trusts the input: no read past the buffer, no allocation larger than
  * what the remaining bytes could describe, a one-line message for every rejection.
  */
+#ifdef __linux__
+#define _DEFAULT_SOURCE /* madvise, for fv_image_write's buffer */
+#include <sys/mman.h>
+#endif
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,24 +53,36 @@ uint64_t fv_hash64(const void *data, size_t len) {
 /* Writing                                                                              */
 /* ------------------------------------------------------------------------------------ */
 
-static void put8(FvBuf *b, unsigned v) {
-  uint8_t c = (uint8_t)v;
-  fv_buf_put(b, &c, 1);
+/* The image is measured first, then written in one malloc'd block: a large program's
+ * image is hundreds of kilobytes, and growing a buffer by doubling copies and faults in
+ * about twice that. */
+static uint8_t *put8(uint8_t *p, unsigned v) {
+  *p = (uint8_t)v;
+  return p + 1;
 }
 
-static void put16(FvBuf *b, unsigned v) {
-  uint8_t c[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-  fv_buf_put(b, c, 2);
+static uint8_t *put16(uint8_t *p, unsigned v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  return p + 2;
 }
 
-static void put32(FvBuf *b, uint32_t v) {
-  uint8_t c[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
-  fv_buf_put(b, c, 4);
+static uint8_t *put32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+  return p + 4;
 }
 
-static void put64(FvBuf *b, uint64_t v) {
-  put32(b, (uint32_t)v);
-  put32(b, (uint32_t)(v >> 32));
+static uint8_t *put64(uint8_t *p, uint64_t v) {
+  p = put32(p, (uint32_t)v);
+  return put32(p, (uint32_t)(v >> 32));
+}
+
+static uint8_t *put_bytes(uint8_t *p, const void *data, size_t n) {
+  if (n) memcpy(p, data, n);
+  return p + n;
 }
 
 static uint64_t dbits(double d) {
@@ -74,71 +91,118 @@ static uint64_t dbits(double d) {
   return u;
 }
 
-uint8_t *fv_image_write(const FvImage *img, size_t *len) {
-  FvBuf b = {0};
-  fv_buf_put(&b, FV_MAGIC, 4);
-  put16(&b, FV_FORMAT_VERSION);
-  put16(&b, 0);
-  put32(&b, 0); /* body length, patched */
-  put64(&b, 0); /* hash, patched */
-  put32(&b, img->source);
-  put32(&b, img->nconsts);
+/* The image's size in bytes, header included; SIZE_MAX if it would not fit a size_t. */
+static size_t image_size(const FvImage *img) {
+  size_t n = 4 + 2 + 2 + 4 + 8 + 4 + 4; /* magic .. nconsts */
   for (uint32_t i = 0; i < img->nconsts; i++) {
     const FvConst *c = &img->consts[i];
-    put8(&b, c->type);
+    n += 1;
     switch (c->type) {
-    case FV_T_BOOL: put8(&b, c->i ? 1 : 0); break;
+    case FV_T_BOOL: n += 1; break;
     case FV_T_INT:
-    case FV_T_DURATION: put64(&b, (uint64_t)c->i); break;
-    case FV_T_NUMBER: put64(&b, dbits(c->n)); break;
+    case FV_T_DURATION:
+    case FV_T_NUMBER: n += 8; break;
     case FV_T_TEXT:
-      put32(&b, c->len);
-      if (c->len) fv_buf_put(&b, c->s, c->len);
+      if (c->len > SIZE_MAX / 4 - n) return SIZE_MAX;
+      n += 4 + (size_t)c->len;
       break;
     default: break;
     }
   }
-  put16(&b, img->nflows);
+  n += 2;
   for (int f = 0; f < img->nflows; f++) {
     const FvFlow *fl = &img->flows[f];
-    put32(&b, fl->name);
-    put32(&b, fl->title);
-    put16(&b, fl->nparams);
-    put16(&b, fl->nlocals);
-    for (int i = 0; i < fl->nlocals; i++) put32(&b, fl->local_names ? fl->local_names[i] : FV_NONE32);
-    put16(&b, fl->ntriggers);
+    size_t add = 4 + 4 + 2 + 2 + 4 * (size_t)fl->nlocals + 2 + 15 * (size_t)fl->ntriggers + 2 +
+                 12 * (size_t)fl->nsteps + 4 + 4 + 8 * (size_t)fl->nlines;
+    if (add > SIZE_MAX / 4 - n || fl->code_len > SIZE_MAX / 4 - n - add) return SIZE_MAX;
+    n += add + fl->code_len;
+  }
+  return n;
+}
+
+/* Faults in the whole pages of a large buffer about to be written with one madvise, not
+ * a page fault per page (which on virtual machines costs more than the writing). */
+static void prefault(void *p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+  const uintptr_t page = 4096;
+  if (n < 16 * page) return;
+  uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1);
+  uintptr_t to = ((uintptr_t)p + n) & ~(page - 1);
+  if (to > from) (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
+uint8_t *fv_image_write(const FvImage *img, size_t *len) {
+  size_t total = image_size(img);
+  if (total == SIZE_MAX || total < FV_HEADER_SIZE || total - FV_HEADER_SIZE > UINT32_MAX)
+    return NULL;
+  uint8_t *buf = malloc(total + 1);
+  if (!buf) return NULL;
+  prefault(buf, total + 1);
+  uint8_t *p = put_bytes(buf, FV_MAGIC, 4);
+  p = put16(p, FV_FORMAT_VERSION);
+  p = put16(p, 0);
+  p = put32(p, 0); /* body length, patched */
+  p = put64(p, 0); /* hash, patched */
+  p = put32(p, img->source);
+  p = put32(p, img->nconsts);
+  for (uint32_t i = 0; i < img->nconsts; i++) {
+    const FvConst *c = &img->consts[i];
+    p = put8(p, c->type);
+    switch (c->type) {
+    case FV_T_BOOL: p = put8(p, c->i ? 1 : 0); break;
+    case FV_T_INT:
+    case FV_T_DURATION: p = put64(p, (uint64_t)c->i); break;
+    case FV_T_NUMBER: p = put64(p, dbits(c->n)); break;
+    case FV_T_TEXT:
+      p = put32(p, c->len);
+      p = put_bytes(p, c->s, c->len);
+      break;
+    default: break;
+    }
+  }
+  p = put16(p, img->nflows);
+  for (int f = 0; f < img->nflows; f++) {
+    const FvFlow *fl = &img->flows[f];
+    p = put32(p, fl->name);
+    p = put32(p, fl->title);
+    p = put16(p, fl->nparams);
+    p = put16(p, fl->nlocals);
+    for (int i = 0; i < fl->nlocals; i++)
+      p = put32(p, fl->local_names ? fl->local_names[i] : FV_NONE32);
+    p = put16(p, fl->ntriggers);
     for (int i = 0; i < fl->ntriggers; i++) {
       const FvTrigger *t = &fl->triggers[i];
-      put8(&b, t->kind);
-      put32(&b, t->text);
-      put64(&b, dbits(t->min));
-      put16(&b, t->else_step);
+      p = put8(p, t->kind);
+      p = put32(p, t->text);
+      p = put64(p, dbits(t->min));
+      p = put16(p, t->else_step);
     }
-    put16(&b, fl->nsteps);
+    p = put16(p, fl->nsteps);
     for (int i = 0; i < fl->nsteps; i++) {
-      put32(&b, fl->steps[i].name);
-      put32(&b, fl->steps[i].pc);
-      put32(&b, fl->steps[i].line);
+      p = put32(p, fl->steps[i].name);
+      p = put32(p, fl->steps[i].pc);
+      p = put32(p, fl->steps[i].line);
     }
-    put32(&b, fl->code_len);
-    if (fl->code_len) fv_buf_put(&b, fl->code, fl->code_len);
-    put32(&b, fl->nlines);
+    p = put32(p, fl->code_len);
+    p = put_bytes(p, fl->code, fl->code_len);
+    p = put32(p, fl->nlines);
     for (uint32_t i = 0; i < fl->nlines; i++) {
-      put32(&b, fl->lines[i].pc);
-      put32(&b, fl->lines[i].line);
+      p = put32(p, fl->lines[i].pc);
+      p = put32(p, fl->lines[i].line);
     }
   }
-  if (b.oom || b.n < FV_HEADER_SIZE || b.n - FV_HEADER_SIZE > UINT32_MAX) {
-    fv_buf_free(&b);
-    return NULL;
-  }
-  uint8_t *p = (uint8_t *)b.p;
-  uint32_t body = (uint32_t)(b.n - FV_HEADER_SIZE);
-  uint64_t h = fv_hash64(p + FV_HEADER_SIZE, body);
-  for (int i = 0; i < 4; i++) p[8 + i] = (uint8_t)(body >> (8 * i));
-  for (int i = 0; i < 8; i++) p[12 + i] = (uint8_t)(h >> (8 * i));
-  *len = b.n;
-  return (uint8_t *)fv_buf_take(&b);
+  if ((size_t)(p - buf) != total) abort(); /* image_size and the writer disagree */
+  *p = 0;
+  uint32_t body = (uint32_t)(total - FV_HEADER_SIZE);
+  uint64_t h = fv_hash64(buf + FV_HEADER_SIZE, body);
+  for (int i = 0; i < 4; i++) buf[8 + i] = (uint8_t)(body >> (8 * i));
+  for (int i = 0; i < 8; i++) buf[12 + i] = (uint8_t)(h >> (8 * i));
+  *len = total;
+  return buf;
 }
 
 /* ------------------------------------------------------------------------------------ */
