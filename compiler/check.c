@@ -216,7 +216,10 @@ static int assign_var(Ck *ck, const char *name, FcType t, FcLoc loc) {
   if (i < 0) return add_var(ck, name, t == FT_UNSET ? FT_ANY : t, loc);
   FcVar *v = &ck->fl->vars[i];
   if (v->type == FT_ERROR || v->type == FT_ANY) {
-    if (v->type == FT_ERROR && t != FT_UNSET) v->type = t;
+    if (v->type == FT_ERROR && t != FT_UNSET) {
+      v->type = t;
+      ck->unsettled = 1;
+    }
   } else if (!compatible(v->type, t)) {
     ck_err(ck, loc, "cannot assign %s to '%s', which holds %s", fc_type_name(t), name,
            fc_type_name(v->type));
@@ -357,6 +360,7 @@ static FcType ck_varref(Ck *ck, FcNode *e) {
   if (i >= 0) {
     e->op = FC_REF_LOCAL;
     e->slot = i;
+    if (ck->fl->vars[i].type == FT_ERROR) ck->unsettled = 1;
     return ck->fl->vars[i].type;
   }
   int k = ctx_index(e->name);
@@ -379,6 +383,7 @@ static FcType ck_varref(Ck *ck, FcNode *e) {
     e->op = FC_REF_MESSAGE;
     return FT_TEXT;
   }
+  ck->unsettled = 1;
   if (!ck->quiet) {
     const char **names = malloc(sizeof(char *) * (size_t)(ck->fl->nvars + 1));
     if (!names) abort();
@@ -1023,16 +1028,24 @@ void fc_check(FcCompiler *c) {
     ck.fl = &sema->flows[i];
     ck_triggers(&ck, ck.fl);
   }
-  /* Two passes: the quiet one learns every variable's type (a step may read a variable
-   * that a later step in the file assigns); the second reports. */
+  /* Typing. A step may read a variable that a later step in the file assigns: when a read
+   * saw a variable whose type was not known yet, the first pass's diagnostics are dropped
+   * and a second pass, which knows every type, reports. Most programs need one pass. */
+  FcDiags saved = c->diags;
   for (int pass = 0; pass < 2; pass++) {
-    ck.quiet = pass == 0;
+    ck.unsettled = 0;
     for (int i = 0; i < sema->nflows; i++) {
       ck.fl = &sema->flows[i];
       for (int s = 0; s < ck.fl->nsteps; s++) ck_stmts(&ck, ck.fl->steps[s]->a);
     }
+    if (!ck.unsettled) break;
+    if (pass == 0) { /* forget what the first pass reported */
+      for (int d = saved.n; d < c->diags.n; d++) free(c->diags.v[d].msg);
+      c->diags.n = saved.n;
+      c->diags.nerrors = saved.nerrors;
+      c->diags.nwarnings = saved.nwarnings;
+    }
   }
-  ck.quiet = 0;
   if (c->diags.nerrors) return; /* the flow analysis needs resolved names */
   for (int i = 0; i < sema->nflows; i++) {
     ck.fl = &sema->flows[i];

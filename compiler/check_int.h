@@ -12,7 +12,8 @@ typedef struct Ck {
   FcCompiler *c;
   FcSema *sema;
   FcFlowSema *fl; /* the flow being checked */
-  int quiet;      /* first typing pass: learn, report nothing */
+  int quiet;      /* report nothing */
+  int unsettled;  /* a read saw a variable before its type was known: check again */
   int in_when;    /* inside a wait's when condition */
 } Ck;
 
