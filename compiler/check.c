@@ -162,8 +162,8 @@ static int add_var(Ck *ck, const char *name, FcType t, FcLoc loc) {
   FcFlowSema *fl = ck->fl;
   if (fl->nvars == fl->capvars) {
     int cap = fl->capvars ? fl->capvars * 2 : 16;
-    FcVar *nv = fc_arena_alloc(ck->c->arena, sizeof(FcVar) * (size_t)cap);
-    if (fl->nvars) memcpy(nv, fl->vars, sizeof(FcVar) * (size_t)fl->nvars);
+    FcVar *nv = realloc(fl->vars, sizeof(FcVar) * (size_t)cap); /* fc_free frees it */
+    if (!nv) abort();
     fl->vars = nv;
     fl->capvars = cap;
   }

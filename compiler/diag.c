@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "compiler.h"
+#include "sema.h"
 
 void fc_init(FcCompiler *c) {
   memset(c, 0, sizeof *c);
@@ -28,6 +29,8 @@ void fc_free(FcCompiler *c) {
   free(c->files);
   for (int i = 0; i < c->diags.n; i++) free(c->diags.v[i].msg);
   free(c->diags.v);
+  if (c->sema)
+    for (int i = 0; i < c->sema->nflows; i++) free(c->sema->flows[i].vars);
   fc_arena_free(c->arena);
   memset(c, 0, sizeof *c);
 }

@@ -57,7 +57,7 @@ typedef struct FcFlowSema {
   const char *name;
   FcNode **steps;
   int nsteps;
-  FcVar *vars;
+  FcVar *vars;       /* malloc'd (grows while checking); fc_free frees it */
   int nvars, capvars;
   int nparams;
   FcNode **params;  /* PARAM nodes in order */
