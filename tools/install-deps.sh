@@ -3,7 +3,8 @@
 # tests need, and only those that are missing. Idempotent; safe to run on every build.
 set -eu
 PKGS="build-essential cmake pkg-config re2c bison libjansson-dev libcurl4-openssl-dev \
-libhiredis-dev check libevent-dev libssl-dev redis-server lua5.4 clang"
+libhiredis-dev check libevent-dev libssl-dev redis-server lua5.4 clang \
+curl jq openssl"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
