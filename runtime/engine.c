@@ -1,6 +1,7 @@
-/* runtime/engine.c: the session engine of flowvm serve (engine.h): the queue of decoded
- * batches, message-id dedup, routing to a flow, fv_resume with the contact and channel
- * context, the embedded session store, and the effects: sends, timers (libevent, in memory),
+/* runtime/engine.c: the session engine of flowvm serve (engine.h): message-id dedup,
+ * routing to a flow, fv_resume with the contact and channel context, the atomic commit of
+ * the new state with its effects through the store (store.h: memory or Redis), then the
+ * outbox (sends performed and removed one by one), durable timers polled from the store,
  * actions (failed with "no services configured" in this increment), and log lines for
  * handoff, end, audit and remember.
  */
@@ -17,31 +18,20 @@
 #include "log.h"
 #include "store.h"
 
-#define MAX_FOLLOWUPS 16 /* action results fed back after one event */
-
-typedef struct QBatch {
-  struct QBatch *next;
-  FrBatch b;
-} QBatch;
-
-typedef struct Timer {
-  struct Timer *next;
-  FrEngine *eng;
-  struct event *ev;
-  char *key;
-  char *pnid, *wa;
-  uint32_t id;
-} Timer;
+#define MAX_FOLLOWUPS 16  /* action results fed back after one event */
+#define POLL_MS 100       /* how often due timers are looked for */
+#define DOWN_BACKOFF_MS 1000
+#define MAX_DUE 64        /* timers fired per poll */
 
 struct FrEngine {
   struct event_base *base;
   FvProgram *const *progs;
   int nprogs;
   FrSender *sender;
-  FrMap *sessions, *dedup;
-  QBatch *head, *tail;
-  struct event *kick, *sweep;
-  Timer *timers;
+  FrStore *store;
+  struct event *poll, *sweep;
+  int64_t backoff_until;
+  int need_recover; /* an outbox may hold entries left by a failure */
   uint64_t rng;
 };
 
@@ -72,78 +62,75 @@ static json_t *log_fields(const char *pnid, const char *wa) {
   return f;
 }
 
-/* ---- timers ---- */
+/* ---- the outbox ---- */
 
-static void run_event(FrEngine *e, const char *pnid, const char *wa, const char *name,
-                      FvEvent *ev);
+/* An outbox entry: {"k":"send","pnid":…,"to":…,"body":…}. */
+static char *send_entry(const char *pnid, const char *wa, const char *body) {
+  json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "k", "send", "pnid", pnid, "to", wa, "body", body);
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  return s;
+}
 
-static void timer_unlink_free(FrEngine *e, Timer *t) {
-  for (Timer **pp = &e->timers; *pp; pp = &(*pp)->next)
-    if (*pp == t) {
-      *pp = t->next;
+static void perform(FrEngine *e, const char *entry) {
+  json_t *o = json_loads(entry, 0, NULL);
+  const char *k = json_string_value(json_object_get(o, "k"));
+  const char *pnid = json_string_value(json_object_get(o, "pnid"));
+  const char *to = json_string_value(json_object_get(o, "to"));
+  const char *body = json_string_value(json_object_get(o, "body"));
+  if (k && strcmp(k, "send") == 0 && pnid && to && body) {
+    if (fr_sender_send(e->sender, pnid, to, body) != 0) {
+      json_t *f = log_fields(pnid, to);
+      json_object_set_new(f, "error", json_string("out of memory"));
+      fr_log("send_dropped", f);
+    }
+  } else {
+    json_t *f = json_object();
+    json_object_set_new(f, "error", json_string("unknown outbox entry"));
+    fr_log("outbox_skipped", f);
+  }
+  json_decref(o);
+}
+
+/* Performs and removes the outbox entries of skey, oldest first. Returns how many, or -1
+ * when the store failed (the rest stays for later). */
+static int drain_outbox(FrEngine *e, const char *skey) {
+  int k = 0;
+  for (int guard = 0; guard < 100000; guard++) {
+    char *entry = NULL;
+    int r = fr_store_outbox_first(e->store, skey, &entry);
+    if (r <= 0) return r < 0 ? -1 : k;
+    /* the send-in-doubt window: handed to the sender, not yet popped */
+    perform(e, entry);
+    free(entry);
+    if (fr_store_outbox_pop(e->store, skey) != 0) return -1;
+    k++;
+  }
+  return k;
+}
+
+int fr_engine_recover(FrEngine *e) {
+  char **keys = NULL;
+  size_t n = 0;
+  if (fr_store_outbox_keys(e->store, &keys, &n) != 0) return -1;
+  int rc = 0;
+  for (size_t i = 0; i < n; i++) {
+    int k = drain_outbox(e, keys[i]);
+    if (k < 0) {
+      rc = -1;
       break;
     }
-  if (t->ev) event_free(t->ev);
-  free(t->key);
-  free(t->pnid);
-  free(t->wa);
-  free(t);
-}
-
-static void cancel_timer(FrEngine *e, const char *key, uint32_t id, int all) {
-  Timer *t = e->timers;
-  while (t) {
-    Timer *nx = t->next;
-    if (strcmp(t->key, key) == 0 && (all || t->id == id)) timer_unlink_free(e, t);
-    t = nx;
+    if (k > 0) {
+      json_t *f = json_object();
+      const char *colon = strchr(keys[i], ':');
+      json_object_set_new(f, "user", fr_log_phone(colon ? colon + 1 : keys[i]));
+      json_object_set_new(f, "effects", json_integer(k));
+      fr_log("outbox_replayed", f);
+    }
   }
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg) {
-  Timer *t = arg;
-  FrEngine *e = t->eng;
-  char *pnid = t->pnid, *wa = t->wa;
-  uint32_t id = t->id;
-  t->pnid = t->wa = NULL;
-  timer_unlink_free(e, t);
-  json_t *f = log_fields(pnid, wa);
-  json_object_set_new(f, "timer", json_integer(id));
-  fr_log("timer_fired", f);
-  FvEvent ev;
-  memset(&ev, 0, sizeof ev);
-  ev.kind = FV_EV_TIMEOUT;
-  ev.timer_id = id;
-  ev.data = fv_unset();
-  run_event(e, pnid, wa, NULL, &ev);
-  free(pnid);
-  free(wa);
-}
-
-static void set_timer(FrEngine *e, const char *key, const char *pnid, const char *wa,
-                      uint32_t id, int64_t due_ms) {
-  cancel_timer(e, key, id, 0);
-  Timer *t = calloc(1, sizeof *t);
-  if (!t) return;
-  t->eng = e;
-  t->id = id;
-  t->key = strdup(key);
-  t->pnid = strdup(pnid);
-  t->wa = strdup(wa);
-  t->ev = evtimer_new(e->base, on_timer, t);
-  if (!t->key || !t->pnid || !t->wa || !t->ev) {
-    if (t->ev) event_free(t->ev);
-    free(t->key);
-    free(t->pnid);
-    free(t->wa);
-    free(t);
-    return;
-  }
-  int64_t d = due_ms - now_ms();
-  if (d < 0) d = 0;
-  struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
-  t->next = e->timers;
-  e->timers = t;
-  evtimer_add(t->ev, &tv);
+  fr_store_keys_free(keys, n);
+  e->need_recover = rc != 0;
+  return rc;
 }
 
 /* ---- effects ---- */
@@ -170,12 +157,29 @@ static void log_effect(const char *what, const char *pnid, const char *wa, const
   fr_log(what, f);
 }
 
-/* Resumes session s (program prog) with ev, stores the result, performs the effects, and
- * feeds back failed actions (bounded). Consumes s. */
-static void resume_and_apply(FrEngine *e, const char *key, const char *pnid, const char *wa,
-                             int prog, FvSession *s, FvEvent *ev) {
+static FvValue text_val(FvHeap *h, const char *s) { return fv_text(h, s, strlen(s)); }
+
+static FvValue record2(FvHeap *h, const char *k1, FvValue v1, const char *k2, FvValue v2) {
+  FvValue k[2] = {text_val(h, k1), text_val(h, k2)}, v[2] = {v1, v2};
+  FvValue r = fv_record(h, 2, k, v);
+  for (int i = 0; i < 2; i++) {
+    fv_value_release(k[i]);
+    fv_value_release(v[i]);
+  }
+  return r;
+}
+
+/* Resumes session s (program prog) with ev, commits the new state with its effects
+ * atomically (with the dedup marker of wamid and the removal of the fired timer, when
+ * given), performs them, and feeds back failed actions (bounded). Consumes s. Returns 1
+ * done, 0 refused by the store (a duplicate, or the timer already handled), -1 store
+ * unavailable (nothing of that round committed). */
+static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, const char *wa,
+                            int prog, FvSession *s, FvEvent *ev, const char *wamid,
+                            const uint32_t *fired) {
   const FvProgram *p = e->progs[prog];
   char pending_key[128];
+  int rc = 1;
   for (int round = 0; round <= MAX_FOLLOWUPS; round++) {
     ev->now_ms = now_ms();
     ev->random = next_random(e);
@@ -184,38 +188,67 @@ static void resume_and_apply(FrEngine *e, const char *key, const char *pnid, con
     FvResult res;
     memset(&res, 0, sizeof res);
     FvStatus st = fv_resume(p, s, ev, &b, &res);
-    /* commit first: the new state, then the effects */
-    if (st == FV_WAITING) {
-      size_t n = 0;
-      uint8_t *bytes = fv_session_encode(s, &n);
-      if (!bytes || fr_map_put(e->sessions, key, bytes, n, prog, 0) != 0) {
-        json_t *f = log_fields(pnid, wa);
-        json_object_set_new(f, "error", json_string("could not store the session"));
-        fr_log("store_failed", f);
-      }
+    /* the commit: state, timers and the sends in one atomic step */
+    size_t n = res.neffects;
+    FrTimerOp *ops = calloc(n ? n : 1, sizeof *ops);
+    char **out = calloc(n ? n : 1, sizeof *out);
+    size_t nops = 0, nout = 0;
+    uint8_t *bytes = NULL;
+    size_t blen = 0;
+    if (st == FV_WAITING) bytes = fv_session_encode(s, &blen);
+    if (!ops || !out || (st == FV_WAITING && !bytes)) {
+      json_t *f = log_fields(pnid, wa);
+      json_object_set_new(f, "error", json_string("out of memory"));
+      fr_log("store_failed", f);
+      free(ops);
+      free(out);
       free(bytes);
-    } else {
-      fr_map_del(e->sessions, key);
-      cancel_timer(e, key, 0, 1);
+      fv_result_clear(&res);
+      rc = -1;
+      break;
     }
-    int action = 0;
-    for (size_t i = 0; i < res.neffects; i++) {
+    for (size_t i = 0; i < n; i++) {
       const FvEffect *fx = &res.effects[i];
-      switch (fx->kind) {
-      case FV_FX_SEND: {
+      if (fx->kind == FV_FX_SEND) {
         char err[160] = "";
         char *body = fr_cloud_body(wa, fx->msg, fx->payload, err, sizeof err);
-        if (!body || fr_sender_send(e->sender, pnid, wa, body) != 0) {
+        char *entry = body ? send_entry(pnid, wa, body) : NULL;
+        if (entry) out[nout++] = entry;
+        else {
           json_t *f = log_fields(pnid, wa);
           json_object_set_new(f, "error", json_string(body ? "out of memory" : err));
           json_object_set_new(f, "line", json_integer(fx->line));
           fr_log("send_dropped", f);
         }
         free(body);
-        break;
+      } else if (fx->kind == FV_FX_SET_TIMER) {
+        ops[nops++] = (FrTimerOp){'s', fx->timer_id, fx->due_ms};
+      } else if (fx->kind == FV_FX_CANCEL_TIMER) {
+        ops[nops++] = (FrTimerOp){'c', fx->timer_id, 0};
       }
-      case FV_FX_SET_TIMER: set_timer(e, key, pnid, wa, fx->timer_id, fx->due_ms); break;
-      case FV_FX_CANCEL_TIMER: cancel_timer(e, key, fx->timer_id, 0); break;
+    }
+    FrCommit c = {key, round == 0 ? wamid : NULL, round == 0 && fired, fired ? *fired : 0,
+                  ops, nops, bytes, blen, prog, out, nout};
+    int cr = fr_store_commit(e->store, &c, now_ms());
+    for (size_t i = 0; i < nout; i++) free(out[i]);
+    free(out);
+    free(ops);
+    free(bytes);
+    if (cr != 1) {
+      if (cr < 0) {
+        json_t *f = log_fields(pnid, wa);
+        json_object_set_new(f, "error", json_string("could not commit the session"));
+        fr_log("store_failed", f);
+      }
+      fv_result_clear(&res);
+      rc = round == 0 ? cr : -1;
+      break;
+    }
+    /* committed: now the effects */
+    int action = 0;
+    for (size_t i = 0; i < n; i++) {
+      const FvEffect *fx = &res.effects[i];
+      switch (fx->kind) {
       case FV_FX_ACTION: {
         json_t *f = log_fields(pnid, wa);
         json_object_set_new(f, "action", json_string(fx->name));
@@ -233,6 +266,7 @@ static void resume_and_apply(FrEngine *e, const char *key, const char *pnid, con
       default: break;
       }
     }
+    if (drain_outbox(e, key) < 0) e->need_recover = 1; /* committed: sent later */
     if (st == FV_FAILED || st == FV_OUT_OF_BUDGET) {
       json_t *f = log_fields(pnid, wa);
       json_object_set_new(f, "error", json_string(res.error[0] ? res.error
@@ -250,43 +284,47 @@ static void resume_and_apply(FrEngine *e, const char *key, const char *pnid, con
     ev->data = fv_unset();
   }
   fv_session_free(s);
-}
-
-static FvValue text_val(FvHeap *h, const char *s) { return fv_text(h, s, strlen(s)); }
-
-static FvValue record2(FvHeap *h, const char *k1, FvValue v1, const char *k2, FvValue v2) {
-  FvValue k[2] = {text_val(h, k1), text_val(h, k2)}, v[2] = {v1, v2};
-  FvValue r = fv_record(h, 2, k, v);
-  for (int i = 0; i < 2; i++) {
-    fv_value_release(k[i]);
-    fv_value_release(v[i]);
-  }
-  return r;
+  return rc;
 }
 
 /* Runs one event for the session (pnid, wa): resumes the stored session if there is one;
  * otherwise, for a user message, starts the flow its text routes to. name: the contact's
- * profile name (may be NULL). */
-static void run_event(FrEngine *e, const char *pnid, const char *wa, const char *name,
-                      FvEvent *ev) {
+ * profile name (may be NULL). wamid: the message id to mark as seen with the commit (NULL
+ * for a timer); fired: the timer that fired (NULL for a message). Returns 1 handled (or
+ * nothing to do), 0 refused as already handled, -1 store unavailable. */
+static int run_event(FrEngine *e, const char *pnid, const char *wa, const char *name,
+                     FvEvent *ev, const char *wamid, const uint32_t *fired) {
   char *key = session_key(pnid, wa);
-  if (!key) return;
-  const uint8_t *bytes;
-  size_t len;
-  int prog;
-  if (fr_map_get(e->sessions, key, 0, &bytes, &len, &prog) && prog >= 0 && prog < e->nprogs) {
+  if (!key) return -1;
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  int prog = -1;
+  int got = fr_store_load(e->store, key, &bytes, &len, &prog);
+  if (got < 0) {
+    free(key);
+    return -1;
+  }
+  if (got && prog >= 0 && prog < e->nprogs) {
     char err[256];
     FvSession *s = fv_session_decode(e->progs[prog], bytes, len, err, sizeof err);
+    free(bytes);
     if (s) {
-      resume_and_apply(e, key, pnid, wa, prog, s, ev);
+      int r = resume_and_apply(e, key, pnid, wa, prog, s, ev, wamid, fired);
       free(key);
-      return;
+      return r;
     }
     json_t *f = log_fields(pnid, wa);
     json_object_set_new(f, "error", json_string(err));
     fr_log("session_dropped", f);
-    fr_map_del(e->sessions, key);
-    cancel_timer(e, key, 0, 1);
+    FrCommit c;
+    memset(&c, 0, sizeof c);
+    c.skey = key; /* state NULL: delete it and its timers */
+    if (fr_store_commit(e->store, &c, now_ms()) < 0) {
+      free(key);
+      return -1;
+    }
+  } else {
+    free(bytes);
   }
   /* no session: only a text (or a button whose title is a trigger) starts one */
   const char *t = ev->kind == FV_EV_TEXT ? ev->text : ev->kind == FV_EV_BUTTON ? ev->title : NULL;
@@ -298,11 +336,16 @@ static void run_event(FrEngine *e, const char *pnid, const char *wa, const char 
     if (flow >= 0) prog = i;
   }
   if (flow < 0) {
-    json_t *f = log_fields(pnid, wa);
-    json_object_set_new(f, "kind", json_integer(ev->kind));
-    fr_log("no_route", f);
+    int r = 1;
+    if (fired) r = fr_store_timer_del(e->store, key, *fired) < 0 ? -1 : 1;
+    else if (wamid) r = fr_store_mark(e->store, key, wamid, now_ms()) < 0 ? -1 : 1;
+    if (r > 0 && !fired) {
+      json_t *f = log_fields(pnid, wa);
+      json_object_set_new(f, "kind", json_integer(ev->kind));
+      fr_log("no_route", f);
+    }
     free(key);
-    return;
+    return r;
   }
   const FvProgram *p = e->progs[prog];
   FvSession *s = fv_session_new(p, key);
@@ -311,7 +354,7 @@ static void run_event(FrEngine *e, const char *pnid, const char *wa, const char 
     if (s) fv_session_free(s);
     if (h) fv_heap_free(h);
     free(key);
-    return;
+    return -1;
   }
   fv_session_set_context(s, FV_CTX_CONTACT, record2(h, "name", text_val(h, name ? name : ""),
                                                     "wa_id", text_val(h, wa)));
@@ -327,40 +370,54 @@ static void run_event(FrEngine *e, const char *pnid, const char *wa, const char 
   json_t *f = log_fields(pnid, wa);
   json_object_set_new(f, "flow", json_string(fv_program_flow_name(p, flow)));
   fr_log("session_started", f);
-  resume_and_apply(e, key, pnid, wa, prog, s, &st);
+  int r = resume_and_apply(e, key, pnid, wa, prog, s, &st, wamid, fired);
   /* the session copied the context into its own heap; contexts and values of h are gone */
   fv_heap_free(h);
   free(key);
+  return r;
 }
 
 /* ---- batches ---- */
 
 static const char *str(const FrStr *s) { return s->p ? s->p : ""; }
 
-static void process_item(FrEngine *e, const FrItem *it) {
+static void log_duplicate(const FrItem *it) {
+  json_t *f = log_fields(it->phone_number_id.p, it->from.p);
+  json_object_set_new(f, "wamid", json_string(it->id.p));
+  fr_log("duplicate", f);
+}
+
+/* Returns 0, or -1 when the store is unavailable (the item is not handled). */
+static int process_item(FrEngine *e, const FrItem *it) {
   switch (it->kind) {
   case FR_ITEM_MESSAGE: {
-    int64_t now = now_ms();
     if (!it->id.p || !it->from.p || !it->phone_number_id.p) {
       fr_log("message_unkeyed", NULL);
-      return;
+      return 0;
     }
-    if (fr_map_get(e->dedup, it->id.p, now, NULL, NULL, NULL)) {
-      json_t *f = log_fields(it->phone_number_id.p, it->from.p);
-      json_object_set_new(f, "wamid", json_string(it->id.p));
-      fr_log("duplicate", f);
-      return;
+    char *key = session_key(it->phone_number_id.p, it->from.p);
+    if (!key) return -1;
+    int seen = fr_store_seen(e->store, key, it->id.p, now_ms());
+    if (seen != 0) {
+      free(key);
+      if (seen > 0) log_duplicate(it);
+      return seen < 0 ? -1 : 0;
     }
-    fr_map_put(e->dedup, it->id.p, "", 0, 0, now + FR_DEDUP_TTL_MS);
     json_t *f = log_fields(it->phone_number_id.p, it->from.p);
     json_object_set_new(f, "wamid", json_string(it->id.p));
     json_object_set_new(f, "type", json_string(str(&it->type)));
     fr_log("message", f);
     FvEvent ev;
     memset(&ev, 0, sizeof ev);
-    if (fr_item_event(it, &ev) != 0) return;
-    run_event(e, it->phone_number_id.p, it->from.p, it->name.p, &ev);
-    break;
+    if (fr_item_event(it, &ev) != 0) {
+      int r = fr_store_mark(e->store, key, it->id.p, now_ms());
+      free(key);
+      return r < 0 ? -1 : 0;
+    }
+    free(key);
+    int r = run_event(e, it->phone_number_id.p, it->from.p, it->name.p, &ev, it->id.p, NULL);
+    if (r == 0) log_duplicate(it);
+    return r < 0 ? -1 : 0;
   }
   case FR_ITEM_STATUS: {
     json_t *f = json_object();
@@ -370,7 +427,7 @@ static void process_item(FrEngine *e, const FrItem *it) {
     json_object_set_new(f, "user", fr_log_phone(it->recipient_id.p));
     if (it->nerrors) json_object_set_new(f, "code", json_integer(it->errors[0].code));
     fr_log("status", f);
-    break;
+    return 0;
   }
   default: {
     json_t *f = json_object();
@@ -381,27 +438,69 @@ static void process_item(FrEngine *e, const FrItem *it) {
       json_object_set_new(f, "note", json_string(it->note.p));
     if (it->nerrors) json_object_set_new(f, "code", json_integer(it->errors[0].code));
     fr_log("item_skipped", f);
-    break;
+    return 0;
   }
   }
 }
 
-void fr_engine_drain(FrEngine *e) {
-  for (int guard = 0; e->head && guard < 1000000; guard++) {
-    QBatch *q = e->head;
-    e->head = q->next;
-    if (!e->head) e->tail = NULL;
-    for (size_t i = 0; i < q->b.n; i++) process_item(e, &q->b.items[i]);
-    fr_batch_free(&q->b);
-    free(q);
-  }
+int fr_engine_process(FrEngine *e, FrBatch *batch) {
+  int rc = 0;
+  for (size_t i = 0; i < batch->n && rc == 0; i++) rc = process_item(e, &batch->items[i]);
+  fr_batch_free(batch);
+  if (rc != 0) e->need_recover = 1;
+  return rc;
 }
 
-static void on_kick(evutil_socket_t fd, short what, void *arg) { fr_engine_drain(arg); }
+/* ---- timers ---- */
+
+static void fire_timer(FrEngine *e, const FrDue *d, int *failed) {
+  const char *colon = strchr(d->skey, ':');
+  if (!colon) {
+    if (fr_store_timer_del(e->store, d->skey, d->id) < 0) *failed = 1;
+    return;
+  }
+  char *pnid = strndup(d->skey, (size_t)(colon - d->skey));
+  const char *wa = colon + 1;
+  if (!pnid) {
+    *failed = 1;
+    return;
+  }
+  json_t *f = log_fields(pnid, wa);
+  json_object_set_new(f, "timer", json_integer(d->id));
+  fr_log("timer_fired", f);
+  FvEvent ev;
+  memset(&ev, 0, sizeof ev);
+  ev.kind = FV_EV_TIMEOUT;
+  ev.timer_id = d->id;
+  ev.data = fv_unset();
+  if (run_event(e, pnid, wa, NULL, &ev, NULL, &d->id) < 0) *failed = 1;
+  free(pnid);
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  FrEngine *e = arg;
+  int64_t now = now_ms();
+  if (now < e->backoff_until) return;
+  int failed = 0;
+  if (e->need_recover && fr_engine_recover(e) != 0) failed = 1;
+  FrDue *due = NULL;
+  size_t n = 0;
+  if (!failed && fr_store_due(e->store, now, MAX_DUE, &due, &n) != 0) failed = 1;
+  for (size_t i = 0; i < n && !failed; i++) fire_timer(e, &due[i], &failed);
+  fr_store_due_free(due, n);
+  if (failed) {
+    e->backoff_until = now + DOWN_BACKOFF_MS; /* the timers stay due; tried again */
+    e->need_recover = 1;
+  }
+}
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
   FrEngine *e = arg;
-  size_t n = fr_map_prune(e->dedup, now_ms());
+  size_t n = fr_store_sweep(e->store, now_ms());
   if (n) {
     json_t *f = json_object();
     json_object_set_new(f, "expired", json_integer((json_int_t)n));
@@ -409,54 +508,32 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
-void fr_engine_submit(FrEngine *e, FrBatch *batch) {
-  QBatch *q = calloc(1, sizeof *q);
-  if (!q) {
-    fr_batch_free(batch);
-    return;
-  }
-  q->b = *batch;
-  memset(batch, 0, sizeof *batch);
-  if (e->tail) e->tail->next = q;
-  else e->head = q;
-  e->tail = q;
-  event_active(e->kick, EV_TIMEOUT, 0);
-}
-
 FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
-                        FrSender *sender) {
+                        FrSender *sender, FrStore *store) {
   FrEngine *e = calloc(1, sizeof *e);
   if (!e) return NULL;
   e->base = base;
   e->progs = progs;
   e->nprogs = n;
   e->sender = sender;
+  e->store = store;
+  e->need_recover = 1;
   e->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
-  e->sessions = fr_map_new();
-  e->dedup = fr_map_new();
-  e->kick = event_new(base, -1, 0, on_kick, e);
+  e->poll = event_new(base, -1, EV_PERSIST, on_poll, e);
   e->sweep = event_new(base, -1, EV_PERSIST, on_sweep, e);
-  if (!e->sessions || !e->dedup || !e->kick || !e->sweep) {
+  if (!e->poll || !e->sweep) {
     fr_engine_free(e);
     return NULL;
   }
-  struct timeval hour = {3600, 0};
+  struct timeval hour = {3600, 0}, poll = {0, POLL_MS * 1000};
   event_add(e->sweep, &hour);
+  event_add(e->poll, &poll);
   return e;
 }
 
 void fr_engine_free(FrEngine *e) {
   if (!e) return;
-  while (e->head) {
-    QBatch *q = e->head;
-    e->head = q->next;
-    fr_batch_free(&q->b);
-    free(q);
-  }
-  while (e->timers) timer_unlink_free(e, e->timers);
-  if (e->kick) event_free(e->kick);
+  if (e->poll) event_free(e->poll);
   if (e->sweep) event_free(e->sweep);
-  fr_map_free(e->sessions);
-  fr_map_free(e->dedup);
   free(e);
 }

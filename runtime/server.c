@@ -1,6 +1,8 @@
 /* runtime/server.c: flowvm serve (server.h): reads the configuration, loads the bytecode,
- * answers HTTP with libevent's evhttp (the verification handshake, signed webhook POSTs,
- * health), hands decoded batches to the engine, and stops cleanly on SIGTERM/SIGINT.
+ * opens the store (memory, or Redis with FLOWVM_REDIS_URL), answers HTTP with libevent's
+ * evhttp (the verification handshake, signed webhook POSTs, health), runs decoded batches
+ * through the engine before answering (200, or 503 when the store is unavailable), and
+ * stops cleanly on SIGTERM/SIGINT.
  */
 #define _DEFAULT_SOURCE
 #include <dirent.h>
@@ -36,7 +38,7 @@
 #define MAX_CHALLENGE 256
 
 typedef struct {
-  char *listen, *api_base;
+  char *listen, *api_base, *redis_url;
   char *app_secret, *verify_token, *access_token;
 } Config;
 
@@ -45,14 +47,17 @@ typedef struct {
   struct event_base *base;
   struct evhttp *http;
   FrEngine *eng;
+  FrStore *store;
   FvProgram *progs[MAX_PROGRAMS];
   int nprogs;
 } Server;
 
 static void usage(FILE *f) {
-  fputs("usage: flowvm serve [--listen HOST:PORT] [--api-base URL] FLOWS.fbc|DIR...\n"
+  fputs("usage: flowvm serve [--listen HOST:PORT] [--api-base URL] [--redis URL] "
+        "FLOWS.fbc|DIR...\n"
         "environment: FLOWVM_LISTEN (default " DEFAULT_LISTEN "), WHATSAPP_API_BASE (default "
         DEFAULT_API_BASE "),\n"
+        "  FLOWVM_REDIS_URL (redis://host:port/db; unset: the embedded in-memory store),\n"
         "  WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, WHATSAPP_ACCESS_TOKEN (required; or\n"
         "  the same names with _FILE: a file holding the secret)\n"
         "A port of 0 picks a free port; the 'listening' log line says which.\n",
@@ -268,14 +273,17 @@ static void webhook_post(Server *sv, struct evhttp_request *req) {
     log_request("/webhook", err.http ? err.http : 400, err.msg);
     return;
   }
-  /* acknowledge first; the engine runs the batch on a later turn of the loop */
-  reply_text(req, 200, "application/json", "{\"ok\":true}");
+  /* the batch is committed to the store before the answer: 200 only for work kept */
+  json_int_t items = (json_int_t)batch.n;
+  int ok = fr_engine_process(sv->eng, &batch) == 0;
+  if (ok) reply_text(req, 200, "application/json", "{\"ok\":true}");
+  else reply_error(req, 503, "store unavailable");
   json_t *f = json_object();
   json_object_set_new(f, "path", json_string("/webhook"));
-  json_object_set_new(f, "http", json_integer(200));
-  json_object_set_new(f, "items", json_integer((json_int_t)batch.n));
+  json_object_set_new(f, "http", json_integer(ok ? 200 : 503));
+  json_object_set_new(f, "items", json_integer(items));
+  if (!ok) json_object_set_new(f, "why", json_string("store unavailable"));
   fr_log("request", f);
-  fr_engine_submit(sv->eng, &batch);
 }
 
 static void on_request(struct evhttp_request *req, void *arg) {
@@ -326,6 +334,7 @@ static int split_listen(const char *s, char *host, size_t hl, unsigned *port) {
 static void free_config(Config *c) {
   free(c->listen);
   free(c->api_base);
+  free(c->redis_url);
   free(c->app_secret);
   free(c->verify_token);
   free(c->access_token);
@@ -336,10 +345,12 @@ int fr_serve_main(int argc, char **argv) {
   memset(&sv, 0, sizeof sv);
   const char *listen = getenv("FLOWVM_LISTEN");
   const char *api = getenv("WHATSAPP_API_BASE");
+  const char *redis = getenv("FLOWVM_REDIS_URL");
   int i = 1;
   for (; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) listen = argv[++i];
     else if (strcmp(argv[i], "--api-base") == 0 && i + 1 < argc) api = argv[++i];
+    else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) redis = argv[++i];
     else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
@@ -359,6 +370,7 @@ int fr_serve_main(int argc, char **argv) {
   }
   sv.cfg.listen = strdup(listen && *listen ? listen : DEFAULT_LISTEN);
   sv.cfg.api_base = strdup(api && *api ? api : DEFAULT_API_BASE);
+  sv.cfg.redis_url = redis && *redis ? strdup(redis) : NULL;
   if (secret("WHATSAPP_APP_SECRET", &sv.cfg.app_secret) ||
       secret("WHATSAPP_VERIFY_TOKEN", &sv.cfg.verify_token) ||
       secret("WHATSAPP_ACCESS_TOKEN", &sv.cfg.access_token)) {
@@ -382,8 +394,19 @@ int fr_serve_main(int argc, char **argv) {
   struct event *sigs[2] = {NULL, NULL};
   sv.base = event_base_new();
   sv.http = sv.base ? evhttp_new(sv.base) : NULL;
+  if (sv.cfg.redis_url) {
+    char serr[400];
+    sv.store = fr_store_redis_new(sv.cfg.redis_url, serr, sizeof serr);
+    if (!sv.store) {
+      fprintf(stderr, "flowvm: %s\n", serr);
+      goto stop;
+    }
+  } else {
+    sv.store = fr_store_memory_new();
+  }
   snd = fr_sender_new(sv.cfg.api_base, sv.cfg.access_token);
-  sv.eng = sv.base && snd ? fr_engine_new(sv.base, sv.progs, sv.nprogs, snd) : NULL;
+  sv.eng = sv.base && snd && sv.store
+               ? fr_engine_new(sv.base, sv.progs, sv.nprogs, snd, sv.store) : NULL;
   if (!sv.http || !sv.eng) {
     fprintf(stderr, "flowvm: could not start (out of memory?)\n");
     goto stop;
@@ -416,10 +439,11 @@ int fr_serve_main(int argc, char **argv) {
     json_object_set_new(f, "addr", json_string(addr));
     json_object_set_new(f, "port", json_integer(port));
     json_object_set_new(f, "api_base", json_string(sv.cfg.api_base));
+    json_object_set_new(f, "store", json_string(fr_store_kind(sv.store)));
     fr_log("listening", f);
   }
+  fr_engine_recover(sv.eng); /* what a crash left in the outboxes */
   event_base_dispatch(sv.base);
-  fr_engine_drain(sv.eng);
   rc = 0;
 stop:
   for (int k = 0; k < 2; k++)
@@ -427,6 +451,7 @@ stop:
   if (sv.http) evhttp_free(sv.http);
   fr_engine_free(sv.eng);
   fr_sender_free(snd); /* sends what is queued */
+  fr_store_free(sv.store);
   if (sv.base) event_base_free(sv.base);
   curl_global_cleanup();
   if (rc == 0) fr_log("stopped", NULL);
