@@ -28,8 +28,8 @@
 
 /* Blocks are chained, newest first; big requests get a block of their own. Blocks come
  * from mmap, so they start zeroed (allocations need no memset), and they grow from 1 MiB
- * (a small compilation does one mmap) to 4 MiB; the big ones ask for transparent huge
- * pages. On virtual machines the page faults of a large compilation cost more than the
+ * (a small compilation does one mmap) to 4 MiB, sizes that include the block header; the
+ * big ones are 2 MiB-aligned and ask for transparent huge pages. On virtual machines the page faults of a large compilation cost more than the
  * compiling, so pages are faulted in ahead of use, a chunk at a time, with one madvise
  * (MADV_POPULATE_WRITE, Linux 5.14; without it pages fault in one by one as before). */
 typedef struct FcBlock {
@@ -42,6 +42,9 @@ typedef struct FcBlock {
 struct FcArena {
   FcBlock *blocks;
   size_t next_cap;
+  size_t nodes;   /* fc_node calls so far: sizes the later stages' tables */
+  void **adopted; /* malloc'd buffers freed with the arena (fc_arena_adopt) */
+  size_t nadopted, capadopted;
 };
 
 enum {
@@ -69,16 +72,31 @@ static void block_populate(FcBlock *b, size_t end) {
 #endif
 }
 
+/* A block of at least cap bytes. Blocks of 2 MiB or more are mapped at a 2 MiB boundary
+ * in whole 2 MiB units, so transparent huge pages cover all of them. */
 static FcBlock *block_new(size_t cap) {
+  const size_t huge = 2 * 1024 * 1024;
   size_t mapped = sizeof(FcBlock) + cap;
-  void *m = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) abort();
+  void *m;
+  if (mapped >= huge) {
+    mapped = (mapped + huge - 1) & ~(huge - 1);
+    unsigned char *r = mmap(NULL, mapped + huge, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED) abort();
+    size_t lead = (huge - ((uintptr_t)r & (huge - 1))) & (huge - 1);
+    if (lead) munmap(r, lead);
+    if (huge - lead) munmap(r + lead + mapped, huge - lead);
+    m = r + lead;
 #ifdef MADV_HUGEPAGE
-  if (mapped >= 2 * 1024 * 1024) madvise(m, mapped, MADV_HUGEPAGE);
+    madvise(m, mapped, MADV_HUGEPAGE);
 #endif
+  } else {
+    m = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) abort();
+  }
   FcBlock *b = m;
   b->used = 0;
-  b->cap = cap;
+  b->cap = mapped - sizeof(FcBlock);
   b->mapped = mapped;
   b->ready = 0;
   return b;
@@ -108,6 +126,8 @@ FcArena *fc_arena_new(void) {
 
 void fc_arena_free(FcArena *a) {
   if (!a) return;
+  for (size_t i = 0; i < a->nadopted; i++) free(a->adopted[i]);
+  free(a->adopted);
   for (FcBlock *b = a->blocks, *next; b; b = next) {
     next = b->next;
 #if FC_ASAN
@@ -118,6 +138,19 @@ void fc_arena_free(FcArena *a) {
   free(a);
 }
 
+void *fc_arena_adopt(FcArena *a, void *p) {
+  if (!p) return p;
+  if (a->nadopted == a->capadopted) {
+    a->capadopted = a->capadopted ? a->capadopted * 2 : 8;
+    a->adopted = realloc(a->adopted, sizeof(void *) * a->capadopted);
+    if (!a->adopted) abort();
+  }
+  a->adopted[a->nadopted++] = p;
+  return p;
+}
+
+size_t fc_arena_nodes(const FcArena *a) { return a->nodes; }
+
 /* n bytes at a multiple of align (a power of two, at most max_align_t's). */
 static void *arena_take(FcArena *a, size_t n, size_t align) {
   if (n == 0) n = 1;
@@ -126,10 +159,10 @@ static void *arena_take(FcArena *a, size_t n, size_t align) {
   size_t at = b ? (b->used + align - 1) & ~(align - 1) : 0;
   if (!b || at > b->cap || b->cap - at < n) {
     if (a->next_cap < FC_ARENA_BLOCK) a->next_cap = FC_ARENA_BLOCK;
-    size_t cap = n > a->next_cap / 4 ? n : a->next_cap;
-    if (cap != n && a->next_cap < FC_ARENA_MAX_BLOCK) a->next_cap *= 2;
-    FcBlock *nb = block_new(cap);
-    if (b && cap == n) {
+    int own = n > a->next_cap / 4; /* a big request gets a block of its own */
+    FcBlock *nb = block_new(own ? n : a->next_cap - sizeof(FcBlock));
+    if (!own && a->next_cap < FC_ARENA_MAX_BLOCK) a->next_cap *= 2;
+    if (b && own) {
       /* a big request: keep filling the current block afterwards */
       nb->next = b->next;
       b->next = nb;
@@ -158,6 +191,10 @@ char *fc_arena_strndup(FcArena *a, const char *s, size_t n) {
   return d;
 }
 
+_Static_assert(sizeof(FcLoc) == 16, "FcLoc is 16 bytes");
+_Static_assert(sizeof(void *) != 8 || (FC_NODE_SHORT == 88 && sizeof(FcNode) == 168),
+               "FcNode: 88-byte expressions, 168-byte statements, no padding");
+
 FcNode *fc_node(FcArena *a, FcKind kind, FcLoc loc) {
   FcNode *n;
   if (fc_node_is_short(kind)) {
@@ -170,6 +207,7 @@ FcNode *fc_node(FcArena *a, FcKind kind, FcLoc loc) {
   } else {
     n = arena_take(a, sizeof *n, alignof(FcNode));
   }
+  a->nodes++;
   n->kind = kind;
   n->loc = loc;
   return n;

@@ -11,12 +11,19 @@
 
 /* A source range. Field names match bison's YYLTYPE so the parser can use it directly.
  * Lines and columns are 1-based; columns count characters (UTF-8 code points), and
- * last_column is the column of the last character (inclusive). */
+ * last_column is the column of the last character (inclusive). 16 bytes: every node
+ * carries two to four of these. Columns saturate at FC_MAX_COLUMN (set them through
+ * fc_col); files are at most INT16_MAX. */
 typedef struct FcLoc {
-  int first_line, first_column;
-  int last_line, last_column;
-  int file; /* index into the compilation's file table */
+  int first_line, last_line;
+  uint16_t first_column, last_column;
+  int16_t file; /* index into the compilation's file table, -1: none */
 } FcLoc;
+
+#define FC_MAX_COLUMN 65535
+static inline uint16_t fc_col(long c) {
+  return (uint16_t)(c < 0 ? 0 : c > FC_MAX_COLUMN ? FC_MAX_COLUMN : c);
+}
 
 typedef enum {
   /* ---- top level ---- */
@@ -109,32 +116,33 @@ enum {
   FC_OP_AND, FC_OP_OR, FC_OP_NEG, FC_OP_NOT
 };
 
-/* Field order keeps the node free of padding (192 bytes): a large flow has tens of
+/* Field order keeps the node free of padding (168 bytes): a large flow has tens of
  * thousands of nodes, and the memory they touch is most of a compilation's cost.
- * Expression nodes (FC_INT .. FC_UNOP, see fc_node_is_short) have no name2_loc or
- * target_loc: they are allocated without them (FC_NODE_SHORT bytes, 152), so never read
- * or write those two of an expression. (Under AddressSanitizer the bytes are allocated
- * but poisoned, so such an access is caught.) */
+ * Expression nodes (FC_INT .. FC_UNOP, see fc_node_is_short) use only the fields before
+ * c: they are allocated without the rest (FC_NODE_SHORT bytes, 88), so never read or
+ * write c, d, e, f, name2, target, name2_loc or target_loc of an expression. (Under
+ * AddressSanitizer the bytes are allocated but poisoned, so such an access is caught.) */
 typedef struct FcNode FcNode;
 struct FcNode {
-  FcKind kind;
-  int op;
-  int type;           /* set by the checker (FcType) for expressions */
+  FcKind kind : 8;
+  int op : 8;         /* small enums: FC_OP_*, FC_TRIG_*, FC_REF_*, ... */
+  int type : 8;       /* set by the checker (FcType) for expressions */
   int slot;           /* set by the checker: local slot, builtin index, ... */
   FcLoc loc;          /* the whole construct */
   FcLoc name_loc;     /* of name */
   FcNode *next;       /* next node in the same list */
-  FcNode *a, *b, *c, *d, *e, *f;
+  FcNode *a, *b;
   const char *name;
-  const char *name2;
-  const char *target;
   int64_t ival;
   double nval;
   /* ---- not in expression nodes ---- */
+  FcNode *c, *d, *e, *f;
+  const char *name2;
+  const char *target;
   FcLoc name2_loc, target_loc; /* of name2 and target */
 };
 
-#define FC_NODE_SHORT offsetof(FcNode, name2_loc)
+#define FC_NODE_SHORT offsetof(FcNode, c)
 static inline int fc_node_is_short(FcKind k) { return k >= FC_INT && k < FC__KIND_COUNT; }
 
 /* A compilation unit: the files, their text (for diagnostics) and the parsed flows. */
@@ -143,6 +151,10 @@ typedef struct FcArena FcArena;
 void *fc_arena_alloc(FcArena *a, size_t n);          /* zeroed, aligned */
 char *fc_arena_strndup(FcArena *a, const char *s, size_t n); /* not aligned */
 FcArena *fc_arena_new(void);
+/* Hands a malloc'd buffer (or NULL) to the arena, which frees it with the rest; returns
+ * it. For buffers that grow by realloc and then become part of the result. */
+void *fc_arena_adopt(FcArena *a, void *p);
+size_t fc_arena_nodes(const FcArena *a); /* nodes allocated so far */
 void fc_arena_free(FcArena *a);
 
 void fc_prefault(void *p, size_t n); /* faults in a large buffer's pages at once */

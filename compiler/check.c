@@ -105,26 +105,34 @@ static uint32_t name_hash(const char *s) {
 
 int fc_map_get(const FcNameMap *m, const char *key) {
   if (!m->cap) return -1;
-  for (uint32_t j = name_hash(key) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
+  uint32_t h = name_hash(key);
+  for (uint32_t j = h & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
     if (!m->keys[j]) return -1;
-    if (strcmp(m->keys[j], key) == 0) return m->vals[j];
+    if (m->hashes[j] == h && strcmp(m->keys[j], key) == 0) return m->vals[j];
   }
 }
 
-void fc_map_put(FcArena *a, FcNameMap *m, const char *key, int val) {
+static void map_put_hashed(FcArena *a, FcNameMap *m, const char *key, uint32_t h, int val) {
   if ((m->n + 1) * 2 > m->cap) {
-    FcNameMap nm = {m->cap ? m->cap * 2 : 16, 0, NULL, NULL};
+    FcNameMap nm = {m->cap ? m->cap * 2 : 16, 0, NULL, NULL, NULL};
     nm.keys = fc_arena_alloc(a, sizeof(char *) * nm.cap);
     nm.vals = fc_arena_alloc(a, sizeof(int) * nm.cap);
+    nm.hashes = fc_arena_alloc(a, sizeof(uint32_t) * nm.cap);
     for (uint32_t i = 0; i < m->cap; i++)
-      if (m->keys[i]) fc_map_put(a, &nm, m->keys[i], m->vals[i]);
+      if (m->keys[i]) map_put_hashed(a, &nm, m->keys[i], m->hashes[i], m->vals[i]);
     *m = nm;
   }
-  uint32_t j = name_hash(key) & (m->cap - 1);
-  while (m->keys[j] && strcmp(m->keys[j], key) != 0) j = (j + 1) & (m->cap - 1);
+  uint32_t j = h & (m->cap - 1);
+  while (m->keys[j] && (m->hashes[j] != h || strcmp(m->keys[j], key) != 0))
+    j = (j + 1) & (m->cap - 1);
   if (!m->keys[j]) m->n++;
   m->keys[j] = key;
   m->vals[j] = val;
+  m->hashes[j] = h;
+}
+
+void fc_map_put(FcArena *a, FcNameMap *m, const char *key, int val) {
+  map_put_hashed(a, m, key, name_hash(key), val);
 }
 
 int ck_find_step(FcFlowSema *fl, const char *name) { return fc_map_get(&fl->step_map, name); }

@@ -25,12 +25,14 @@ typedef struct Gen {
   /* constants, deduplicated through a hash table */
   FvConst *k;
   uint32_t nk, capk;
+  uint32_t kready;  /* k[0, kready) is faulted in */
   KSlot *kt;
   uint32_t ktcap;
   /* the flow being generated */
   FcFlowSema *fl;
-  uint8_t *code;
+  uint8_t *code;    /* malloc'd; the image's code when the flow is done */
   uint32_t len, cap;
+  uint32_t ready;   /* code[0, ready) is faulted in (see put) */
   FvLine *lines;
   uint32_t nlines, caplines;
   int line;
@@ -47,12 +49,36 @@ typedef struct Gen {
 /* Constants                                                                            */
 /* ------------------------------------------------------------------------------------ */
 
+/* Only for the table below (the image's own hash is fv_hash64): eight bytes a step. */
+static uint64_t mix64(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
+}
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+  for (; n >= 8; s += 8, n -= 8) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 29;
+  }
+  uint64_t w = 0;
+  if (n) memcpy(&w, s, n);
+  return mix64(h ^ w);
+}
+
 static uint32_t const_hash(const FvConst *c) {
   uint64_t h;
-  if (c->type == FV_T_TEXT)
-    h = fv_hash64(c->s, c->len);
-  else
-    h = fv_hash64(&c->i, sizeof c->i) ^ fv_hash64(&c->n, sizeof c->n);
+  if (c->type == FV_T_TEXT) {
+    h = hash_bytes(c->s, c->len);
+  } else {
+    uint64_t nb;
+    memcpy(&nb, &c->n, sizeof nb);
+    h = mix64((uint64_t)c->i ^ mix64(nb));
+  }
   return (uint32_t)(h ^ (h >> 32)) * 31u + c->type;
 }
 
@@ -64,7 +90,7 @@ static int const_eq(const FvConst *a, const FvConst *b) {
 }
 
 static void kt_grow(Gen *g) {
-  uint32_t ncap = g->ktcap ? g->ktcap * 2 : 256;
+  uint32_t ncap = g->ktcap * 2;
   KSlot *nt = calloc(ncap, sizeof(KSlot));
   if (!nt) abort();
   fc_prefault(nt, sizeof(KSlot) * ncap);
@@ -87,13 +113,20 @@ static uint32_t add_const(Gen *g, FvConst c) {
     if (g->kt[j].hash == h && const_eq(&g->k[g->kt[j].idx - 1], &c)) return g->kt[j].idx - 1;
     j = (j + 1) & (g->ktcap - 1);
   }
-  if (g->nk == g->capk) {
-    g->capk = g->capk ? g->capk * 2 : 64;
-    FvConst *nk = fc_arena_alloc(g->c->arena, sizeof(FvConst) * g->capk);
-    if (g->nk) memcpy(nk, g->k, sizeof(FvConst) * g->nk);
-    g->k = nk;
+  if (g->nk == g->kready) {
+    if (g->nk == g->capk) {
+      g->capk = g->capk ? g->capk * 2 : 64;
+      g->k = realloc(g->k, sizeof(FvConst) * g->capk);
+      if (!g->k) abort();
+    }
+    /* fault in the next pages at once, not one by one as they fill */
+    uint32_t to = g->nk + 2048;
+    if (to > g->capk) to = g->capk;
+    fc_prefault(g->k + g->nk, sizeof(FvConst) * (to - g->nk));
+    g->kready = to;
   }
-  if (c.type == FV_T_TEXT) c.s = fc_arena_strndup(g->c->arena, c.s, c.len);
+  /* Texts are not copied: every caller passes one that outlives the image (the tree's,
+   * the file path, or a literal). */
   g->k[g->nk] = c;
   g->kt[j].hash = h;
   g->kt[j].idx = g->nk + 1;
@@ -125,13 +158,24 @@ static uint32_t k_dur(Gen *g, int64_t s) {
 /* Emitting                                                                             */
 /* ------------------------------------------------------------------------------------ */
 
-static void put(Gen *g, const void *p, uint32_t n) {
+/* Makes room for n more bytes of code: the buffer (sized from the flow's length at first)
+ * doubles when full, and its pages are faulted in a chunk at a time ahead of the writing. */
+static void code_room(Gen *g, uint32_t n) {
   if (g->len + n > g->cap) {
     while (g->len + n > g->cap) g->cap = g->cap ? g->cap * 2 : 256;
     g->code = realloc(g->code, g->cap);
     if (!g->code) abort();
-    fc_prefault(g->code + g->len, g->cap - g->len);
   }
+  if (g->len + n > g->ready) {
+    uint32_t to = g->len + n + 128 * 1024;
+    if (to > g->cap || to < g->len) to = g->cap;
+    fc_prefault(g->code + g->len, to - g->len);
+    g->ready = to;
+  }
+}
+
+static void put(Gen *g, const void *p, uint32_t n) {
+  if (g->len + n > g->ready) code_room(g, n);
   memcpy(g->code + g->len, p, n);
   g->len += n;
 }
@@ -597,7 +641,7 @@ static void gen_ask(Gen *g, FcNode *s) {
         strcat(buf, o->name);
         strcat(buf, o->next ? ", " : ".");
       }
-    const_text(g, buf);
+    const_text(g, fc_arena_strndup(g->c->arena, buf, strlen(buf))); /* outlives buf */
     to_fail[ntf++] = jump(g, FV_OP_JMP);
   }
   nf = 0;
@@ -923,7 +967,19 @@ static void stmts(Gen *g, FcNode *s) {
 
 static void gen_flow(Gen *g, FcFlowSema *fl, FvFlow *out) {
   g->fl = fl;
+  /* code and lines start at a size for the flow's length (about 24 bytes of code and one
+   * line entry per source line), then double */
+  int64_t span = (int64_t)fl->node->loc.last_line - fl->node->loc.first_line + 1;
+  if (span < 1) span = 1;
+  if (span > 1 << 20) span = 1 << 20;
+  g->cap = (uint32_t)span * 24 + 256;
+  g->code = malloc(g->cap); /* faulted in as it fills (code_room) */
+  if (!g->code) abort();
+  g->ready = 0;
   g->len = 0;
+  g->caplines = (uint32_t)span + 16;
+  g->lines = malloc(sizeof(FvLine) * g->caplines);
+  if (!g->lines) abort();
   g->nlines = 0;
   g->nfix = 0;
   g->nlocals = 0;
@@ -986,12 +1042,20 @@ static void gen_flow(Gen *g, FcFlowSema *fl, FvFlow *out) {
   for (int s = 0; s < fl->nsteps; s++)
     out->steps[s] = (FvStepInfo){k_text(g, fl->steps[s]->name), g->step_pc[s],
                                  (uint32_t)fl->steps[s]->loc.first_line};
+  /* the buffers become the image's, each with a zeroed spare element past the end */
   out->code_len = g->len;
-  out->code = fc_arena_alloc(ar, g->len + 1);
-  if (g->len) memcpy(out->code, g->code, g->len);
+  code_room(g, 1);
+  g->code[g->len] = 0;
+  out->code = fc_arena_adopt(ar, g->code);
+  g->code = NULL;
   out->nlines = g->nlines;
-  out->lines = fc_arena_alloc(ar, sizeof(FvLine) * (g->nlines + 1));
-  if (g->nlines) memcpy(out->lines, g->lines, sizeof(FvLine) * g->nlines);
+  if (g->nlines == g->caplines) {
+    g->lines = realloc(g->lines, sizeof(FvLine) * (g->caplines + 1));
+    if (!g->lines) abort();
+  }
+  g->lines[g->nlines] = (FvLine){0, 0};
+  out->lines = fc_arena_adopt(ar, g->lines);
+  g->lines = NULL;
   free(g->step_pc);
   g->step_pc = NULL;
 }
@@ -1003,6 +1067,16 @@ int fc_codegen(FcCompiler *c, FvImage *img) {
   memset(&g, 0, sizeof g);
   g.c = c;
   g.sema = c->sema;
+  /* the constant table starts at a size for the tree (about one constant per four nodes) */
+  size_t want = fc_arena_nodes(c->arena) / 2;
+  g.ktcap = 256;
+  while (g.ktcap < want && g.ktcap < (1u << 17)) g.ktcap *= 2;
+  g.kt = calloc(g.ktcap, sizeof(KSlot));
+  if (!g.kt) abort();
+  fc_prefault(g.kt, sizeof(KSlot) * g.ktcap);
+  g.capk = g.ktcap / 2;
+  g.k = malloc(sizeof(FvConst) * g.capk);
+  if (!g.k) abort();
   const char *src = c->nfiles ? c->files[0].path : "";
   const char *slash = strrchr(src, '/');
   img->source = k_text(&g, slash ? slash + 1 : src);
@@ -1023,9 +1097,7 @@ int fc_codegen(FcCompiler *c, FvImage *img) {
     rc = -1;
   }
   img->nconsts = g.nk;
-  img->consts = g.k;
-  free(g.code);
-  free(g.lines);
+  img->consts = fc_arena_adopt(c->arena, g.k);
   free(g.fixes);
   free(g.kt);
   free(g.local_names);

@@ -37,6 +37,7 @@ void fc_free(FcCompiler *c) {
 
 /* Adds a file whose text (in the arena, NUL-terminated, len bytes) is already read. */
 static int add_text(FcCompiler *c, const char *path, char *text, size_t len) {
+  if (c->nfiles >= INT16_MAX) abort(); /* locations keep the file index in 16 bits */
   FcFile *nf = realloc(c->files, sizeof(FcFile) * (size_t)(c->nfiles + 1));
   if (!nf) abort();
   c->files = nf;
@@ -56,6 +57,10 @@ int fc_add_source(FcCompiler *c, const char *path, const char *text, size_t len)
  * grows meanwhile, or is not a regular file), with a byte to spare for the NUL. */
 int fc_add_file(FcCompiler *c, const char *path) {
   FcLoc none = {0, 0, 0, 0, -1};
+  if (c->nfiles >= INT16_MAX) { /* locations keep the file index in 16 bits */
+    fc_error(c, none, "cannot open '%s': too many files", path);
+    return -1;
+  }
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     fc_error(c, none, "cannot open '%s': %s", path, strerror(errno));

@@ -33,6 +33,7 @@ typedef struct Fa {
   int report;     /* second walk: report reads and record edges */
   int scan;       /* first walk (see track_vars): mark reads that need tracking */
   int *map;       /* variable -> bit in the sets, or -1 when not tracked; NULL: identity */
+  int ntracked;   /* variables with a bit (after track_vars) */
   unsigned char *exposed; /* scan: read where the step itself has not assigned it */
   int cur;
   Edge *edges;    /* recorded by the second walk, which goes step by step: */
@@ -108,7 +109,9 @@ static void edge(Fa *fa, int to, const St *st, int waited, FcLoc loc) {
 }
 
 static void read_expr(Fa *fa, FcNode *e, const St *st) {
-  if (!e || st->dead) return;
+  /* Reads matter only to the scan and to the report (when some variable is tracked): the
+   * walks in between only propagate sets, so they skip expressions. */
+  if (!e || st->dead || !(fa->scan || (fa->report && fa->ntracked))) return;
   if (e->kind == FC_VARREF && e->op == FC_REF_LOCAL) {
     FcVar *v = &fa->fl->vars[e->slot];
     if (fa->scan) {
@@ -355,6 +358,7 @@ static void track_vars(Fa *fa) {
   for (int i = 0; i < fl->nvars; i++)
     fa->map[i] = fa->exposed[i] && !fl->vars[i].declared ? n++ : -1;
   fa->W = n / 64 + 1;
+  fa->ntracked = n;
   free(fa->exposed);
   fa->exposed = NULL;
 }

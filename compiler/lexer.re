@@ -47,10 +47,10 @@ static FcLoc loc_of(FcLexer *lx, const unsigned char *from, const unsigned char 
     last = to - 1;
     while (last > from && (*last & 0xC0) == 0x80) last--;
   }
-  l.file = lx->file;
+  l.file = (int16_t)lx->file;
   l.first_line = l.last_line = lx->line;
-  l.first_column = column(lx, from);
-  l.last_column = column(lx, last);
+  l.first_column = fc_col(column(lx, from));
+  l.last_column = fc_col(column(lx, last));
   return l;
 }
 
@@ -180,7 +180,7 @@ static void unterminated(FcLexer *lx, const unsigned char *end) {
   const unsigned char *last = end > lx->line_start ? end - 1 : end;
   while (last > lx->line_start && (*last == '\r' || (*last & 0xC0) == 0x80)) last--;
   l.last_line = lx->line;
-  l.last_column = column(lx, last);
+  l.last_column = fc_col(column(lx, last));
   if (l.last_column < l.first_column) l.last_column = l.first_column;
   lex_error(lx, l, "unterminated string");
 }
@@ -612,9 +612,9 @@ close_interp: /* a line break or the end inside "...{": end the open strings one
 done:
   if (tok == TK_YYEOF) {
     /* shown just after the last token, not on an empty last line */
-    loc->file = lx->file;
+    loc->file = (int16_t)lx->file;
     loc->first_line = loc->last_line = lx->end_line;
-    loc->first_column = loc->last_column = lx->end_col;
+    loc->first_column = loc->last_column = fc_col(lx->end_col);
   } else {
     *loc = loc_of(lx, lx->ts, lx->cur);
     lx->end_line = loc->last_line;

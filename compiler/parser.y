@@ -175,7 +175,7 @@ static char *join_dotted(FcParser *p, const char *a, const char *b) {
 %initial-action {
   @$.first_line = @$.last_line = 1;
   @$.first_column = @$.last_column = 1;
-  @$.file = p->file;
+  @$.file = (int16_t)p->file;
 }
 
 %union {

@@ -48,6 +48,7 @@ typedef struct FcNameMap {
   uint32_t cap, n;
   const char **keys;
   int *vals;
+  uint32_t *hashes; /* of keys, compared before the strings */
 } FcNameMap;
 int fc_map_get(const FcNameMap *m, const char *key); /* -1 when absent */
 void fc_map_put(FcArena *a, FcNameMap *m, const char *key, int val);

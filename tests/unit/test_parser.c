@@ -79,8 +79,10 @@ static void dump_node(Sb *b, const FcNode *n) {
   } else if (n->name) {
     sb_put(b, " %s", n->name);
   }
-  if (n->name2) sb_put(b, " id=%s", n->name2);
-  if (n->target) sb_put(b, " ->%s", n->target);
+  /* expression nodes end before c (ast.h): only the fields they have are read */
+  int full = !fc_node_is_short(n->kind);
+  if (full && n->name2) sb_put(b, " id=%s", n->name2);
+  if (full && n->target) sb_put(b, " ->%s", n->target);
   if (n->kind == FC_INT || n->kind == FC_DUR || n->kind == FC_BOOL)
     sb_put(b, " %lld", (long long)n->ival);
   else if (n->kind != FC_STR && n->ival)
@@ -88,7 +90,8 @@ static void dump_node(Sb *b, const FcNode *n) {
   if (n->kind == FC_NUM || n->kind == FC_BRANCH ||
       ((n->kind == FC_TRIGGER || n->kind == FC_WHEN) && n->op == FC_TRIG_INTENT))
     sb_put(b, " ~%g", n->nval);
-  const FcNode *kids[6] = {n->a, n->b, n->c, n->d, n->e, n->f};
+  const FcNode *kids[6] = {n->a, n->b, full ? n->c : NULL, full ? n->d : NULL,
+                           full ? n->e : NULL, full ? n->f : NULL};
   for (int i = 0; i < 6; i++)
     if (kids[i]) {
       sb_put(b, " %c=", 'a' + i);
