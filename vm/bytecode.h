@@ -5,8 +5,8 @@
  * File layout (all integers little-endian):
  *
  *   +--------+---------+-------+-------------+---------------------------------+
- *   | "FLBC" | version | flags | body length | content hash (FNV-1a 64 of body) |
- *   |  4 B   |  u16    |  u16  |    u32      |              u64                 |
+ *   | "FLBC" | version | flags | body length | content hash (fv_hash64, body)  |
+ *   |  4 B   |  u16    |  u16  |    u32      |              u64                |
  *   +--------+---------+-------+-------------+---------------------------------+
  *   | body:                                                                     |
  *   |   source name    : u32 constant index (text)                              |
@@ -145,6 +145,6 @@ void fv_image_free(FvImage *img);
 /* The image inside a loaded program (read-only). */
 const FvImage *fv_program_image(const FvProgram *p);
 
-uint64_t fv_hash64(const void *data, size_t len); /* FNV-1a 64 */
+uint64_t fv_hash64(const void *data, size_t len); /* 64-bit content hash (program.c) */
 
 #endif

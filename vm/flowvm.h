@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FV_FORMAT_VERSION 1     /* bytecode format version written and accepted */
+#define FV_FORMAT_VERSION 2     /* bytecode format version written and accepted */
 #define FV_STATE_VERSION 2      /* session state format version */
 
 /* ------------------------------------------------------------------------------------ */

@@ -282,8 +282,8 @@ START_TEST(file_rules) {
   c[0] = 'X';
   ck_assert_str_eq(bytes_msg(c, n), "not a flow bytecode file (bad magic)");
   memcpy(c, b, n);
-  c[4] = 2;
-  ck_assert_str_eq(bytes_msg(c, n), "bytecode version 2 is not supported (expected 1)");
+  c[4] = 1;
+  ck_assert_str_eq(bytes_msg(c, n), "bytecode version 1 is not supported (expected 2)");
   memcpy(c, b, n);
   c[6] = 1;
   ck_assert_str_eq(bytes_msg(c, n), "unknown header flags 0x0001");
