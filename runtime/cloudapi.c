@@ -1,12 +1,18 @@
 /* runtime/cloudapi.c: the Cloud API channel (cloudapi.h): request bodies for every SEND
  * effect kind (text, reply buttons, list, image/video/audio/document by link, template,
- * WhatsApp Flows form) and the libcurl worker thread that sends them.
+ * WhatsApp Flows form) and the libcurl worker thread that sends them, with retries
+ * (backoff with full jitter), the per-number token bucket, per-recipient pacing after
+ * 131056 and the circuit breaker (send_policy.h), reporting each completed send.
  */
 #define _DEFAULT_SOURCE
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -253,22 +259,137 @@ char *fr_cloud_body(const char *to, FvMsgKind msg, FvValue payload, char *err, s
   return s;
 }
 
+/* ---- configuration ---- */
+
+static int64_t env_i64(const char *name, int64_t def, int64_t lo, int64_t hi) {
+  const char *v = getenv(name);
+  if (!v || !*v) return def;
+  char *end;
+  long long x = strtoll(v, &end, 10);
+  if (*end || x < lo || x > hi) return def;
+  return (int64_t)x;
+}
+
+void fr_send_config_from_env(FrSendConfig *c) {
+  c->rate_per_s = (double)env_i64("FLOWVM_SEND_RATE", 80, 1, 100000);
+  c->retry_base_ms = env_i64("FLOWVM_RETRY_BASE_MS", 500, 1, 3600000);
+  c->retry_cap_ms = env_i64("FLOWVM_RETRY_CAP_MS", 60000, 1, 86400000);
+  c->max_attempts = (int)env_i64("FLOWVM_RETRY_MAX", 6, 1, 1000);
+  c->breaker_threshold = (int)env_i64("FLOWVM_BREAKER_FAILURES", 5, 1, 100000);
+  c->breaker_cooldown_ms = env_i64("FLOWVM_BREAKER_COOLDOWN_MS", 30000, 1, 3600000);
+  c->pair_pace_ms = env_i64("FLOWVM_PAIR_PACE_MS", 1000, 1, 3600000);
+  c->timeout_ms = env_i64("FLOWVM_SEND_TIMEOUT_MS", 15000, 10, 600000);
+}
+
 /* ---- the sender thread ---- */
 
 typedef struct Req {
   struct Req *next;
-  char *url, *to, *body;
+  char *url, *pnid, *to, *body, *ref;
+  int attempts;
+  int64_t next_at;
 } Req;
+
+typedef struct Bucket {
+  struct Bucket *next;
+  char *pnid;
+  FrBucket b;
+} Bucket;
+
+typedef struct Pace {
+  struct Pace *next;
+  char *key; /* pnid:to */
+  int hits;
+  int64_t until;
+} Pace;
 
 struct FrSender {
   pthread_t th;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   Req *head, *tail;
+  Req *busy; /* the request being performed (outside the lock) */
+  size_t pending;
+  FrSendDone *done, *done_tail;
+  int notify_fd;
   int stop;
   char *base;
   char *auth; /* "Authorization: Bearer TOKEN" */
+  FrSendConfig cfg;
+  Bucket *buckets;
+  Pace *paces;
+  FrBreaker breaker;
+  uint64_t rng;
 };
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t rnd(FrSender *s) {
+  uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+static FrBucket *bucket_of(FrSender *s, const char *pnid, int64_t now) {
+  for (Bucket *b = s->buckets; b; b = b->next)
+    if (strcmp(b->pnid, pnid) == 0) return &b->b;
+  Bucket *b = calloc(1, sizeof *b);
+  if (!b || !(b->pnid = strdup(pnid))) {
+    free(b);
+    return NULL;
+  }
+  fr_bucket_init(&b->b, s->cfg.rate_per_s, s->cfg.rate_per_s, now);
+  b->next = s->buckets;
+  s->buckets = b;
+  return &b->b;
+}
+
+static Pace *pace_of(FrSender *s, const char *pnid, const char *to, int create) {
+  size_t lp = strlen(pnid), lt = strlen(to);
+  char key[256];
+  if (lp + lt + 2 > sizeof key) return NULL;
+  memcpy(key, pnid, lp);
+  key[lp] = ':';
+  memcpy(key + lp + 1, to, lt + 1);
+  for (Pace *p = s->paces; p; p = p->next)
+    if (strcmp(p->key, key) == 0) return p;
+  if (!create) return NULL;
+  Pace *p = calloc(1, sizeof *p);
+  if (!p || !(p->key = strdup(key))) {
+    free(p);
+    return NULL;
+  }
+  p->next = s->paces;
+  s->paces = p;
+  return p;
+}
+
+static void req_free(Req *q) {
+  if (!q) return;
+  free(q->url);
+  free(q->pnid);
+  free(q->to);
+  free(q->body);
+  free(q->ref);
+  free(q);
+}
+
+void fr_sender_done_free(FrSendDone *d) {
+  while (d) {
+    FrSendDone *n = d->next;
+    free(d->ref);
+    free(d->pnid);
+    free(d->to);
+    free(d->body);
+    free(d);
+    d = n;
+  }
+}
 
 typedef struct {
   char *p;
@@ -288,7 +409,8 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
   return k;
 }
 
-static void do_send(FrSender *s, CURL *c, const Req *q) {
+/* One attempt, outside the lock. */
+static void attempt(FrSender *s, CURL *c, const Req *q, FrSendOutcome *o) {
   struct curl_slist *h = NULL;
   h = curl_slist_append(h, s->auth);
   h = curl_slist_append(h, "Content-Type: application/json");
@@ -300,62 +422,188 @@ static void do_send(FrSender *s, CURL *c, const Req *q) {
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(q->body));
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 15000L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(s->cfg.timeout_ms < 5000 ? s->cfg.timeout_ms : 5000));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)s->cfg.timeout_ms);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   CURLcode rc = curl_easy_perform(c);
   long code = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-  json_t *f = json_object();
-  json_object_set_new(f, "to", fr_log_phone(q->to));
-  json_object_set_new(f, "http", json_integer(code));
-  if (rc != CURLE_OK) {
-    json_object_set_new(f, "error", json_string(curl_easy_strerror(rc)));
-  } else {
-    json_t *ans = r.p ? json_loadb(r.p, r.n, 0, NULL) : NULL;
-    json_t *id = json_object_get(json_array_get(json_object_get(ans, "messages"), 0), "id");
-    if (json_is_string(id)) json_object_set(f, "wamid", id);
-    json_t *e = json_object_get(ans, "error");
-    if (json_is_object(e)) {
-      json_t *ec = json_object_get(e, "code");
-      if (ec) json_object_set(f, "code", ec);
-      json_t *fb = json_object_get(e, "fbtrace_id");
-      if (fb) json_object_set(f, "fbtrace_id", fb);
-    }
-    json_decref(ans);
-  }
-  fr_log(rc == CURLE_OK && code >= 200 && code < 300 ? "sent" : "send_failed", f);
+  fr_send_classify(rc != CURLE_OK, curl_easy_strerror(rc), code, r.p, r.n, o);
   free(r.p);
   curl_slist_free_all(h);
+}
+
+static void log_outcome(const char *what, const Req *q, const FrSendOutcome *o) {
+  json_t *f = json_object();
+  json_object_set_new(f, "phone_number_id", json_string(q->pnid));
+  json_object_set_new(f, "to", fr_log_phone(q->to));
+  json_object_set_new(f, "http", json_integer(o->http));
+  json_object_set_new(f, "attempt", json_integer(q->attempts));
+  if (o->wamid[0]) json_object_set_new(f, "wamid", json_string(o->wamid));
+  if (o->code >= 0) json_object_set_new(f, "code", json_integer(o->code));
+  if (o->subcode >= 0) json_object_set_new(f, "subcode", json_integer(o->subcode));
+  if (o->cls != FR_SEND_OK) json_object_set_new(f, "error", json_string(o->message));
+  if (o->fbtrace_id[0]) json_object_set_new(f, "fbtrace_id", json_string(o->fbtrace_id));
+  if (o->cls == FR_SEND_RETRY && q->next_at)
+    json_object_set_new(f, "delay_ms", json_integer(q->next_at - mono_ms()));
+  fr_log(what, f);
+}
+
+/* Under the lock: a finished request becomes a completion for the engine. */
+static void complete(FrSender *s, Req *q, int ok, const FrSendOutcome *o) {
+  s->pending--;
+  if (!q->ref) {
+    req_free(q);
+    return;
+  }
+  FrSendDone *d = calloc(1, sizeof *d);
+  if (!d) {
+    req_free(q);
+    return; /* the outbox entry stays: performed again by recovery (in doubt) */
+  }
+  d->ok = ok;
+  d->attempts = q->attempts;
+  d->out = *o;
+  d->ref = q->ref;
+  d->pnid = q->pnid;
+  d->to = q->to;
+  d->body = q->body;
+  q->ref = q->pnid = q->to = q->body = NULL;
+  req_free(q);
+  if (s->done_tail) s->done_tail->next = d;
+  else s->done = d;
+  s->done_tail = d;
+  if (s->notify_fd >= 0) {
+    ssize_t w = write(s->notify_fd, "x", 1);
+    (void)w; /* a full pipe already wakes the reader */
+  }
+}
+
+/* Under the lock: applies an attempt's outcome (retry later, or complete). */
+static void settle(FrSender *s, Req *q, const FrSendOutcome *o) {
+  int64_t now = mono_ms();
+  if (fr_breaker_result(&s->breaker, now, o->upstream_fault)) {
+    json_t *f = json_object();
+    json_object_set_new(f, "upstream", json_string("cloudapi"));
+    json_object_set_new(f, "state", json_string(fr_breaker_state_name(s->breaker.state)));
+    fr_log("breaker", f);
+  }
+  Pace *p = pace_of(s, q->pnid, q->to, o->pair_limit);
+  if (o->cls == FR_SEND_OK) {
+    if (p) p->hits = 0;
+    log_outcome("sent", q, o);
+    complete(s, q, 1, o);
+    return;
+  }
+  int budget = s->cfg.max_attempts;
+  if (o->max_attempts && o->max_attempts < budget) budget = o->max_attempts;
+  if (o->cls == FR_SEND_RETRY && q->attempts < budget) {
+    int64_t d = fr_backoff_ms(s->cfg.retry_base_ms, s->cfg.retry_cap_ms, q->attempts, rnd(s));
+    if (o->pair_limit && p) {
+      p->hits++;
+      int64_t pd = fr_pair_pace_ms(s->cfg.pair_pace_ms, p->hits);
+      if (pd > d) d = pd;
+      p->until = now + d;
+    }
+    if (o->throttled) {
+      FrBucket *b = bucket_of(s, q->pnid, now);
+      if (b) fr_bucket_pause(b, now, d);
+    }
+    q->next_at = now + d;
+    log_outcome("send_retry", q, o);
+    /* back in the queue, at its place: first of its recipient's */
+    q->next = s->head;
+    s->head = q;
+    if (!s->tail) s->tail = q;
+    return;
+  }
+  q->next_at = 0;
+  log_outcome("send_failed", q, o);
+  complete(s, q, 0, o);
+}
+
+/* Under the lock: the next request that may go now (removed from the queue), or NULL with
+ * *wait_ms set (-1: until something is queued). Per recipient, only the oldest request is
+ * eligible, so that a reply's bubbles keep their order. */
+static Req *pick(FrSender *s, int64_t now, int64_t *wait_ms) {
+  *wait_ms = -1;
+  if (!s->head) return NULL;
+  int64_t bw = fr_breaker_allow(&s->breaker, now);
+  if (bw != 0) {
+    *wait_ms = bw > 0 ? bw : 50;
+    return NULL;
+  }
+  Req *prev = NULL;
+  for (Req *q = s->head; q; prev = q, q = q->next) {
+    int blocked = 0; /* an older request to the same recipient */
+    for (Req *o = s->head; o != q && !blocked; o = o->next)
+      blocked = strcmp(o->to, q->to) == 0 && strcmp(o->pnid, q->pnid) == 0;
+    if (blocked) continue;
+    int64_t w = q->next_at > now ? q->next_at - now : 0;
+    Pace *p = pace_of(s, q->pnid, q->to, 0);
+    if (p && p->until > now && p->until - now > w) w = p->until - now;
+    if (w == 0) {
+      FrBucket *b = bucket_of(s, q->pnid, now);
+      w = b ? fr_bucket_take(b, now) : 0;
+    }
+    if (w > 0) {
+      if (*wait_ms < 0 || w < *wait_ms) *wait_ms = w;
+      continue;
+    }
+    if (prev) prev->next = q->next;
+    else s->head = q->next;
+    if (s->tail == q) s->tail = prev;
+    q->next = NULL;
+    return q;
+  }
+  /* the breaker let a probe through that nobody took: give it back */
+  if (s->breaker.state == FR_BREAKER_HALF_OPEN) s->breaker.probe_out = 0;
+  return NULL;
 }
 
 static void *run(void *arg) {
   FrSender *s = arg;
   CURL *c = curl_easy_init();
-  for (;;) {
-    pthread_mutex_lock(&s->mu);
-    while (!s->head && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
-    Req *q = s->head;
-    if (q) {
-      s->head = q->next;
-      if (!s->head) s->tail = NULL;
+  pthread_mutex_lock(&s->mu);
+  while (!s->stop) {
+    int64_t wait_ms = -1;
+    Req *q = c ? pick(s, mono_ms(), &wait_ms) : NULL;
+    if (!q) {
+      if (wait_ms < 0) {
+        pthread_cond_wait(&s->cv, &s->mu);
+      } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = (int64_t)ts.tv_nsec + (wait_ms % 1000) * 1000000;
+        ts.tv_sec += (time_t)(wait_ms / 1000 + ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+      }
+      continue;
     }
+    s->busy = q;
+    q->attempts++;
     pthread_mutex_unlock(&s->mu);
-    if (!q) break; /* stopping, and nothing left */
-    if (c) do_send(s, c, q);
-    free(q->url);
-    free(q->to);
-    free(q->body);
-    free(q);
+    FrSendOutcome o;
+    attempt(s, c, q, &o);
+    pthread_mutex_lock(&s->mu);
+    s->busy = NULL;
+    settle(s, q, &o);
   }
+  pthread_mutex_unlock(&s->mu);
   if (c) curl_easy_cleanup(c);
   return NULL;
 }
 
-FrSender *fr_sender_new(const char *api_base, const char *access_token) {
+FrSender *fr_sender_new_config(const char *api_base, const char *access_token,
+                               const FrSendConfig *cfg) {
   FrSender *s = calloc(1, sizeof *s);
   if (!s) return NULL;
+  s->notify_fd = -1;
+  s->cfg = *cfg;
+  fr_breaker_init(&s->breaker, cfg->breaker_threshold, cfg->breaker_cooldown_ms);
+  s->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
   size_t al = strlen(access_token) + 32;
   s->base = strdup(api_base);
   s->auth = malloc(al);
@@ -378,19 +626,30 @@ fail:
   return NULL;
 }
 
-int fr_sender_send(FrSender *s, const char *phone_number_id, const char *to,
-                   const char *body) {
+FrSender *fr_sender_new(const char *api_base, const char *access_token) {
+  FrSendConfig cfg;
+  fr_send_config_from_env(&cfg);
+  return fr_sender_new_config(api_base, access_token, &cfg);
+}
+
+void fr_sender_set_notify(FrSender *s, int fd) {
+  pthread_mutex_lock(&s->mu);
+  s->notify_fd = fd;
+  pthread_mutex_unlock(&s->mu);
+}
+
+int fr_sender_submit(FrSender *s, const char *phone_number_id, const char *to,
+                     const char *body, const char *ref) {
   Req *q = calloc(1, sizeof *q);
   if (!q) return -1;
   size_t ul = strlen(s->base) + strlen(phone_number_id) + 16;
   q->url = malloc(ul);
+  q->pnid = strdup(phone_number_id);
   q->to = strdup(to);
   q->body = strdup(body);
-  if (!q->url || !q->to || !q->body) {
-    free(q->url);
-    free(q->to);
-    free(q->body);
-    free(q);
+  q->ref = ref ? strdup(ref) : NULL;
+  if (!q->url || !q->pnid || !q->to || !q->body || (ref && !q->ref)) {
+    req_free(q);
     return -1;
   }
   snprintf(q->url, ul, "%s/%s/messages", s->base, phone_number_id);
@@ -398,9 +657,30 @@ int fr_sender_send(FrSender *s, const char *phone_number_id, const char *to,
   if (s->tail) s->tail->next = q;
   else s->head = q;
   s->tail = q;
+  s->pending++;
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
   return 0;
+}
+
+int fr_sender_send(FrSender *s, const char *phone_number_id, const char *to,
+                   const char *body) {
+  return fr_sender_submit(s, phone_number_id, to, body, NULL);
+}
+
+FrSendDone *fr_sender_take_done(FrSender *s) {
+  pthread_mutex_lock(&s->mu);
+  FrSendDone *d = s->done;
+  s->done = s->done_tail = NULL;
+  pthread_mutex_unlock(&s->mu);
+  return d;
+}
+
+size_t fr_sender_pending(FrSender *s) {
+  pthread_mutex_lock(&s->mu);
+  size_t n = s->pending;
+  pthread_mutex_unlock(&s->mu);
+  return n;
 }
 
 void fr_sender_free(FrSender *s) {
@@ -410,6 +690,29 @@ void fr_sender_free(FrSender *s) {
   pthread_cond_signal(&s->cv);
   pthread_mutex_unlock(&s->mu);
   pthread_join(s->th, NULL);
+  if (s->pending) {
+    json_t *f = json_object();
+    json_object_set_new(f, "pending", json_integer((json_int_t)s->pending));
+    fr_log("sends_abandoned", f); /* still in the outboxes: a durable store sends them later */
+  }
+  while (s->head) {
+    Req *q = s->head;
+    s->head = q->next;
+    req_free(q);
+  }
+  fr_sender_done_free(s->done);
+  while (s->buckets) {
+    Bucket *b = s->buckets;
+    s->buckets = b->next;
+    free(b->pnid);
+    free(b);
+  }
+  while (s->paces) {
+    Pace *p = s->paces;
+    s->paces = p->next;
+    free(p->key);
+    free(p);
+  }
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   memset(s->auth, 0, strlen(s->auth));

@@ -2,9 +2,13 @@
  * into the documented request body (WHATSAPP.md §4), and a sender that POSTs bodies to
  * {api base}/{phone_number_id}/messages with the bearer token.
  *
- * This increment's sender is one worker thread using libcurl's easy interface: requests go
- * out one at a time in submission order (so the bubbles of one reply keep their order), and
- * each result is logged. No retries, rate limits or breaker yet (docs/runtime.md).
+ * The sender is one worker thread using libcurl's easy interface (docs/runtime.md,
+ * "Sending"): requests go out one at a time; per recipient only the oldest is eligible (a
+ * reply's bubbles keep their order) while other recipients' requests pass a recipient that
+ * waits. Each outcome is classified (send_policy.h): retried with backoff and full jitter up
+ * to a budget, paced per phone number (token bucket) and per recipient after 131056, held
+ * while the Cloud API breaker is open; a request given a ref reports its completion (sent,
+ * or failed for good: the caller dead-letters it) through fr_sender_take_done.
  */
 #ifndef FR_CLOUDAPI_H
 #define FR_CLOUDAPI_H
@@ -12,6 +16,7 @@
 #include <stddef.h>
 
 #include "flowvm.h"
+#include "send_policy.h"
 
 /* The JSON body for one SEND effect to the user `to`. Returns a malloc'd string, or NULL
  * with a message in err for a payload that cannot be sent (unknown kind, missing field). */
@@ -19,12 +24,48 @@ char *fr_cloud_body(const char *to, FvMsgKind msg, FvValue payload, char *err, s
 
 typedef struct FrSender FrSender;
 
-/* Starts the worker thread. api_base without a trailing slash. NULL on failure. */
+/* The sender's knobs, with their environment variables and defaults. */
+typedef struct {
+  double rate_per_s;           /* FLOWVM_SEND_RATE: per phone number id (80) */
+  int64_t retry_base_ms;       /* FLOWVM_RETRY_BASE_MS (500) */
+  int64_t retry_cap_ms;        /* FLOWVM_RETRY_CAP_MS (60000) */
+  int max_attempts;            /* FLOWVM_RETRY_MAX: attempts in all (6) */
+  int breaker_threshold;       /* FLOWVM_BREAKER_FAILURES: consecutive faults (5) */
+  int64_t breaker_cooldown_ms; /* FLOWVM_BREAKER_COOLDOWN_MS (30000) */
+  int64_t pair_pace_ms;        /* FLOWVM_PAIR_PACE_MS: the unit of 4^X after 131056 (1000) */
+  int64_t timeout_ms;          /* FLOWVM_SEND_TIMEOUT_MS: per attempt (15000) */
+} FrSendConfig;
+
+void fr_send_config_from_env(FrSendConfig *c);
+
+/* A completed request with a ref: ok (sent), or not (failed for good, out holds why). */
+typedef struct FrSendDone {
+  struct FrSendDone *next;
+  char *ref, *pnid, *to, *body;
+  int ok, attempts;
+  FrSendOutcome out;
+} FrSendDone;
+
+/* Starts the worker thread with the configuration of the environment. api_base without a
+ * trailing slash. NULL on failure. */
 FrSender *fr_sender_new(const char *api_base, const char *access_token);
-/* Queues a request (the sender copies everything). to is only used for the log (hashed). */
+FrSender *fr_sender_new_config(const char *api_base, const char *access_token,
+                               const FrSendConfig *cfg);
+/* Queues a request (the sender copies everything); to is the recipient (logged hashed).
+ * With a ref, its completion is reported (fr_sender_take_done). */
+int fr_sender_submit(FrSender *s, const char *phone_number_id, const char *to,
+                     const char *body, const char *ref);
 int fr_sender_send(FrSender *s, const char *phone_number_id, const char *to,
                    const char *body);
-/* Sends what is queued (bounded by each request's timeout), stops the thread, frees. */
+/* A byte is written to fd (non-blocking, e.g. a pipe) after each completion. */
+void fr_sender_set_notify(FrSender *s, int fd);
+/* The completions so far, oldest first (free with fr_sender_done_free). */
+FrSendDone *fr_sender_take_done(FrSender *s);
+void fr_sender_done_free(FrSendDone *d);
+/* Requests queued or in progress. */
+size_t fr_sender_pending(FrSender *s);
+/* Stops after the request in progress; what is still queued is dropped (logged: it stays in
+ * the outboxes), then frees. */
 void fr_sender_free(FrSender *s);
 
 #endif

@@ -1,11 +1,14 @@
 /* runtime/engine.c: the session engine of flowvm serve (engine.h): message-id dedup,
  * routing to a flow, fv_resume with the contact and channel context, the atomic commit of
  * the new state with its effects through the store (store.h: memory or Redis), then the
- * outbox (sends performed and removed one by one), durable timers polled from the store,
+ * outbox: per session, the oldest entry is handed to the sender and removed only when its
+ * send completed (sent, or dead-lettered in the store's DLQ), then the next; durable timers polled from the store,
  * actions (failed with "no services configured" in this increment), and log lines for
  * handoff, end, audit and remember.
  */
 #define _DEFAULT_SOURCE
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +25,7 @@
 #define POLL_MS 100       /* how often due timers are looked for */
 #define DOWN_BACKOFF_MS 1000
 #define MAX_DUE 64        /* timers fired per poll */
+#define STOP_GRACE_MS 5000 /* at shutdown, how long queued sends may still complete */
 
 struct FrEngine {
   struct event_base *base;
@@ -33,6 +37,10 @@ struct FrEngine {
   int64_t backoff_until;
   int need_recover; /* an outbox may hold entries left by a failure */
   uint64_t rng;
+  FrMap *inflight;     /* session key -> its outbox entry being sent */
+  int pipefd[2];       /* the sender writes a byte per completion */
+  struct event *wake;  /* on pipefd[0] */
+  FrSendDone *later;   /* completions whose store update failed: applied again */
 };
 
 static int64_t now_ms(void) {
@@ -72,41 +80,128 @@ static char *send_entry(const char *pnid, const char *wa, const char *body) {
   return s;
 }
 
-static void perform(FrEngine *e, const char *entry) {
-  json_t *o = json_loads(entry, 0, NULL);
-  const char *k = json_string_value(json_object_get(o, "k"));
-  const char *pnid = json_string_value(json_object_get(o, "pnid"));
-  const char *to = json_string_value(json_object_get(o, "to"));
-  const char *body = json_string_value(json_object_get(o, "body"));
-  if (k && strcmp(k, "send") == 0 && pnid && to && body) {
-    if (fr_sender_send(e->sender, pnid, to, body) != 0) {
-      json_t *f = log_fields(pnid, to);
-      json_object_set_new(f, "error", json_string("out of memory"));
-      fr_log("send_dropped", f);
-    }
-  } else {
-    json_t *f = json_object();
-    json_object_set_new(f, "error", json_string("unknown outbox entry"));
-    fr_log("outbox_skipped", f);
-  }
-  json_decref(o);
-}
-
-/* Performs and removes the outbox entries of skey, oldest first. Returns how many, or -1
- * when the store failed (the rest stays for later). */
+/* Hands the oldest outbox entry of skey to the sender, unless one of that session is
+ * already being sent (then its completion hands the next). Entries that cannot be sent are
+ * removed (logged). Returns 1 handed, 0 nothing to do, -1 when the store failed. */
 static int drain_outbox(FrEngine *e, const char *skey) {
-  int k = 0;
+  if (fr_map_get(e->inflight, skey, 0, NULL, NULL, NULL)) return 0;
   for (int guard = 0; guard < 100000; guard++) {
     char *entry = NULL;
     int r = fr_store_outbox_first(e->store, skey, &entry);
-    if (r <= 0) return r < 0 ? -1 : k;
-    /* the send-in-doubt window: handed to the sender, not yet popped */
-    perform(e, entry);
+    if (r <= 0) return r < 0 ? -1 : 0;
+    json_t *o = json_loads(entry, 0, NULL);
+    const char *k = json_string_value(json_object_get(o, "k"));
+    const char *pnid = json_string_value(json_object_get(o, "pnid"));
+    const char *to = json_string_value(json_object_get(o, "to"));
+    const char *body = json_string_value(json_object_get(o, "body"));
+    int handed = 0;
+    if (k && strcmp(k, "send") == 0 && pnid && to && body) {
+      if (fr_map_put(e->inflight, skey, entry, strlen(entry) + 1, 0, 0) == 0) {
+        if (fr_sender_submit(e->sender, pnid, to, body, skey) == 0) handed = 1;
+        else fr_map_del(e->inflight, skey);
+      }
+      if (!handed) { /* out of memory: left in the outbox, tried again by the poll */
+        json_decref(o);
+        free(entry);
+        e->need_recover = 1;
+        return 0;
+      }
+    } else {
+      json_t *f = json_object();
+      json_object_set_new(f, "error", json_string("unknown outbox entry"));
+      fr_log("outbox_skipped", f);
+    }
+    json_decref(o);
+    if (!handed) {
+      r = fr_store_outbox_ack(e->store, skey, entry);
+      free(entry);
+      if (r < 0) return -1;
+      continue;
+    }
     free(entry);
-    if (fr_store_outbox_pop(e->store, skey) != 0) return -1;
-    k++;
+    return 1;
   }
-  return k;
+  return 0;
+}
+
+/* The dead letter of a send that failed for good (kept in the store's DLQ). */
+static char *dead_letter(const FrSendDone *d) {
+  const FrSendOutcome *o = &d->out;
+  json_t *j = json_object();
+  json_object_set_new(j, "ts", json_integer(now_ms()));
+  json_object_set_new(j, "skey", json_string(d->ref));
+  json_object_set_new(j, "pnid", json_string(d->pnid));
+  json_object_set_new(j, "to", json_string(d->to));
+  json_object_set_new(j, "body", json_string(d->body));
+  json_object_set_new(j, "attempts", json_integer(d->attempts));
+  json_object_set_new(j, "retryable", json_boolean(o->cls == FR_SEND_RETRY));
+  json_object_set_new(j, "http", json_integer(o->http));
+  if (o->code >= 0) json_object_set_new(j, "code", json_integer(o->code));
+  if (o->subcode >= 0) json_object_set_new(j, "subcode", json_integer(o->subcode));
+  json_object_set_new(j, "message", json_string(o->message));
+  if (o->details[0]) json_object_set_new(j, "details", json_string(o->details));
+  if (o->fbtrace_id[0]) json_object_set_new(j, "fbtrace_id", json_string(o->fbtrace_id));
+  char *s = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  return s;
+}
+
+/* Applies one completion: dead-letters a failed send, removes the entry from the outbox and
+ * hands the session's next one. Returns 0, or -1 when the store failed (try again). */
+static int apply_done(FrEngine *e, FrSendDone *d) {
+  const uint8_t *v;
+  size_t n;
+  if (!fr_map_get(e->inflight, d->ref, 0, &v, &n, NULL)) return 0; /* not ours (gone) */
+  if (!d->ok && !d->out.message[0]) snprintf(d->out.message, sizeof d->out.message, "failed");
+  if (!d->ok && d->attempts >= 0) {
+    char *dl = dead_letter(d);
+    if (!dl || fr_store_dlq_push(e->store, dl) != 0) {
+      free(dl);
+      return -1;
+    }
+    free(dl);
+    d->attempts = -1 - d->attempts; /* dead-lettered: not again if the removal fails */
+    json_t *f = log_fields(d->pnid, d->to);
+    json_object_set_new(f, "attempts", json_integer(-1 - d->attempts));
+    json_object_set_new(f, "http", json_integer(d->out.http));
+    if (d->out.code >= 0) json_object_set_new(f, "code", json_integer(d->out.code));
+    json_object_set_new(f, "error", json_string(d->out.message));
+    if (d->out.fbtrace_id[0]) json_object_set_new(f, "fbtrace_id", json_string(d->out.fbtrace_id));
+    fr_log("send_dead_lettered", f);
+  }
+  if (fr_store_outbox_ack(e->store, d->ref, (const char *)v) < 0) return -1;
+  fr_map_del(e->inflight, d->ref);
+  if (drain_outbox(e, d->ref) < 0) e->need_recover = 1;
+  return 0;
+}
+
+/* Applies the completions reported so far (and those that failed before). */
+static void apply_completions(FrEngine *e) {
+  FrSendDone *list = e->later;
+  e->later = NULL;
+  FrSendDone **tail = &list;
+  while (*tail) tail = &(*tail)->next;
+  *tail = fr_sender_take_done(e->sender);
+  FrSendDone **keep = &e->later;
+  while (list) {
+    FrSendDone *d = list;
+    list = d->next;
+    d->next = NULL;
+    if (apply_done(e, d) != 0) {
+      *keep = d; /* the store is down: kept, in order */
+      keep = &d->next;
+    } else {
+      fr_sender_done_free(d);
+    }
+  }
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg) {
+  (void)what;
+  char buf[256];
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+  apply_completions(arg);
 }
 
 int fr_engine_recover(FrEngine *e) {
@@ -484,6 +579,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
   int64_t now = now_ms();
   if (now < e->backoff_until) return;
   int failed = 0;
+  if (e->later) apply_completions(e);
   if (e->need_recover && fr_engine_recover(e) != 0) failed = 1;
   FrDue *due = NULL;
   size_t n = 0;
@@ -519,20 +615,49 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
   e->store = store;
   e->need_recover = 1;
   e->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
+  e->pipefd[0] = e->pipefd[1] = -1;
+  e->inflight = fr_map_new();
+  if (!e->inflight || pipe(e->pipefd) != 0) {
+    fr_engine_free(e);
+    return NULL;
+  }
+  for (int i = 0; i < 2; i++) {
+    fcntl(e->pipefd[i], F_SETFL, fcntl(e->pipefd[i], F_GETFL) | O_NONBLOCK);
+    fcntl(e->pipefd[i], F_SETFD, FD_CLOEXEC);
+  }
+  e->wake = event_new(base, e->pipefd[0], EV_READ | EV_PERSIST, on_wake, e);
   e->poll = event_new(base, -1, EV_PERSIST, on_poll, e);
   e->sweep = event_new(base, -1, EV_PERSIST, on_sweep, e);
-  if (!e->poll || !e->sweep) {
+  if (!e->poll || !e->sweep || !e->wake) {
     fr_engine_free(e);
     return NULL;
   }
   struct timeval hour = {3600, 0}, poll = {0, POLL_MS * 1000};
   event_add(e->sweep, &hour);
   event_add(e->poll, &poll);
+  event_add(e->wake, NULL);
+  fr_sender_set_notify(sender, e->pipefd[1]);
   return e;
 }
 
 void fr_engine_free(FrEngine *e) {
   if (!e) return;
+  if (e->wake) {
+    /* the sends handed out may still complete (bounded): their entries leave the outbox */
+    int64_t end = now_ms() + STOP_GRACE_MS;
+    while (fr_sender_pending(e->sender) > 0 && now_ms() < end) {
+      struct pollfd pf = {e->pipefd[0], POLLIN, 0};
+      poll(&pf, 1, 100);
+      on_wake(e->pipefd[0], 0, e);
+    }
+    on_wake(e->pipefd[0], 0, e);
+    fr_sender_set_notify(e->sender, -1);
+    event_free(e->wake);
+  }
+  fr_sender_done_free(e->later);
+  if (e->inflight) fr_map_free(e->inflight);
+  for (int i = 0; i < 2; i++)
+    if (e->pipefd[i] >= 0) close(e->pipefd[i]);
   if (e->poll) event_free(e->poll);
   if (e->sweep) event_free(e->sweep);
   free(e);

@@ -1,4 +1,5 @@
-/* runtime/log.c: flowvm serve's JSON-lines log on stderr (log.h). */
+/* runtime/log.c: flowvm serve's JSON-lines log on stderr (log.h). Reals are written with
+ * at most 9 significant digits (durations in ms). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ void fr_log(const char *event, json_t *fields) {
   json_object_set_new(o, "event", json_string(event));
   if (fields) json_object_update(o, fields);
   json_decref(fields);
-  char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+  char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(9));
   json_decref(o);
   if (!line) return;
   flockfile(stderr);

@@ -1,8 +1,10 @@
 /* runtime/server.c: flowvm serve (server.h): reads the configuration, loads the bytecode,
  * opens the store (memory, or Redis with FLOWVM_REDIS_URL), answers HTTP with libevent's
- * evhttp (the verification handshake, signed webhook POSTs, health), runs decoded batches
- * through the engine before answering (200, or 503 when the store is unavailable), and
- * stops cleanly on SIGTERM/SIGINT.
+ * evhttp (the verification handshake, signed webhook POSTs, /healthz, /readyz, /metrics and
+ * the admin API of admin.c), runs decoded batches through the engine before answering (200,
+ * or 503 when the store is unavailable), logs one `request` line per answer, and stops
+ * cleanly on SIGTERM/SIGINT. A reload appends a program and remakes the engine over the
+ * longer list (program indices stay stable: stored sessions name theirs).
  */
 #define _DEFAULT_SOURCE
 #include <dirent.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -25,9 +28,11 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "admin.h"
 #include "cloudapi.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "signature.h"
 #include "webhook.h"
@@ -40,6 +45,7 @@
 typedef struct {
   char *listen, *api_base, *redis_url;
   char *app_secret, *verify_token, *access_token;
+  char *admin_token; /* optional: NULL disables the admin API */
 } Config;
 
 typedef struct {
@@ -48,9 +54,20 @@ typedef struct {
   struct evhttp *http;
   FrEngine *eng;
   FrStore *store;
+  FrSender *snd;
   FvProgram *progs[MAX_PROGRAMS];
+  char *files[MAX_PROGRAMS];
   int nprogs;
+  FrAdmin admin;
 } Server;
+
+/* What one request's log line says besides method, path, status and duration. */
+typedef struct {
+  const char *route; /* the route template: never a phone number */
+  char why[200];
+  json_int_t items;
+  int has_items;
+} ReqInfo;
 
 static void usage(FILE *f) {
   fputs("usage: flowvm serve [--listen HOST:PORT] [--api-base URL] [--redis URL] "
@@ -60,6 +77,7 @@ static void usage(FILE *f) {
         "  FLOWVM_REDIS_URL (redis://host:port/db; unset: the embedded in-memory store),\n"
         "  WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, WHATSAPP_ACCESS_TOKEN (required; or\n"
         "  the same names with _FILE: a file holding the secret)\n"
+        "  FLOWVM_ADMIN_TOKEN or FLOWVM_ADMIN_TOKEN_FILE (optional: enables /admin/)\n"
         "A port of 0 picks a free port; the 'listening' log line says which.\n",
         f);
 }
@@ -110,12 +128,22 @@ static int secret(const char *name, char **out) {
   return -1;
 }
 
-static int load_program(Server *sv, const char *path) {
-  char err[300];
+/* An optional secret: unset (0, *out NULL), set (0), or a bad _FILE (-1, with a message). */
+static int optional_secret(const char *name, char **out) {
+  char fname[96];
+  snprintf(fname, sizeof fname, "%s_FILE", name);
+  const char *v = getenv(name), *path = getenv(fname);
+  *out = NULL;
+  if ((!v || !*v) && (!path || !*path)) return 0;
+  return secret(name, out);
+}
+
+/* Reads and verifies one bytecode file: the program, or NULL with a message in err. */
+static FvProgram *read_program(const char *path, char *err, size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (!f) {
-    fprintf(stderr, "flowvm: %s: %s\n", path, strerror(errno));
-    return -1;
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return NULL;
   }
   size_t cap = 1 << 16, n = 0;
   uint8_t *buf = malloc(cap);
@@ -134,29 +162,107 @@ static int load_program(Server *sv, const char *path) {
   }
   fclose(f);
   if (!buf) {
-    fprintf(stderr, "flowvm: %s: out of memory\n", path);
-    return -1;
+    snprintf(err, errlen, "%s: out of memory", path);
+    return NULL;
   }
-  if (sv->nprogs >= MAX_PROGRAMS) {
-    free(buf);
-    fprintf(stderr, "flowvm: more than %d bytecode files\n", MAX_PROGRAMS);
-    return -1;
-  }
-  FvProgram *p = fv_program_load(buf, n, err, sizeof err);
+  char verr[300];
+  FvProgram *p = fv_program_load(buf, n, verr, sizeof verr);
   free(buf);
-  if (!p) {
-    fprintf(stderr, "flowvm: %s: %s\n", path, err);
-    return -1;
-  }
-  sv->progs[sv->nprogs++] = p;
+  if (!p) snprintf(err, errlen, "%s: %s", path, verr);
+  return p;
+}
+
+static void log_loaded(const char *event, const char *path, const FvProgram *p, int index) {
   json_t *fl = json_array();
   for (int i = 0; i < fv_program_flow_count(p); i++)
     json_array_append_new(fl, json_string(fv_program_flow_name(p, i)));
   json_t *o = json_object();
+  char hash[20];
+  snprintf(hash, sizeof hash, "%016llx", (unsigned long long)fv_program_hash(p));
   json_object_set_new(o, "file", json_string(path));
+  json_object_set_new(o, "hash", json_string(hash));
+  json_object_set_new(o, "index", json_integer(index));
   json_object_set_new(o, "flows", fl);
-  fr_log("loaded", o);
+  fr_log(event, o);
+}
+
+/* Appends p (taking it) with its file name: its index, or -1 when full. */
+static int add_program(Server *sv, FvProgram *p, const char *path) {
+  char *file = strdup(path);
+  if (sv->nprogs >= MAX_PROGRAMS || !file) {
+    free(file);
+    return -1;
+  }
+  sv->files[sv->nprogs] = file;
+  sv->progs[sv->nprogs] = p;
+  fr_metrics_programs(sv->nprogs + 1);
+  return sv->nprogs++;
+}
+
+static int load_program(Server *sv, const char *path) {
+  char err[600];
+  if (sv->nprogs >= MAX_PROGRAMS) {
+    fprintf(stderr, "flowvm: more than %d bytecode files\n", MAX_PROGRAMS);
+    return -1;
+  }
+  FvProgram *p = read_program(path, err, sizeof err);
+  if (!p) {
+    fprintf(stderr, "flowvm: %s\n", err);
+    return -1;
+  }
+  int idx = add_program(sv, p, path);
+  if (idx < 0) {
+    fv_program_free(p);
+    fprintf(stderr, "flowvm: %s: out of memory\n", path);
+    return -1;
+  }
+  log_loaded("loaded", path, p, idx);
   return 0;
+}
+
+/* The admin reload (admin.h): loads path, appends it (older programs stay loaded: stored
+ * sessions name their program by index and the state by hash), and remakes the engine
+ * over the longer list. A program already loaded (same hash) is not loaded twice. */
+static int reload_program(void *arg, const char *path, char *err, size_t errlen) {
+  Server *sv = arg;
+  FvProgram *p = read_program(path, err, errlen);
+  if (!p) {
+    fr_metrics_reload("error");
+    return -1;
+  }
+  for (int i = 0; i < sv->nprogs; i++)
+    if (fv_program_hash(sv->progs[i]) == fv_program_hash(p)) {
+      fv_program_free(p);
+      snprintf(err, errlen, "already loaded (same hash)");
+      fr_metrics_reload("unchanged");
+      return i;
+    }
+  if (sv->nprogs >= MAX_PROGRAMS) {
+    fv_program_free(p);
+    snprintf(err, errlen, "%d programs are loaded already (the most)", MAX_PROGRAMS);
+    fr_metrics_reload("error");
+    return -1;
+  }
+  /* The new engine sees one more program. The old one goes first: freeing it lets its
+   * sends in flight complete (bounded) and detaches it from the sender, whose completions
+   * must reach the new engine; the new engine drains what is left in the outboxes. */
+  sv->progs[sv->nprogs] = p;
+  fr_engine_free(sv->eng);
+  sv->eng = fr_engine_new(sv->base, sv->progs, sv->nprogs + 1, sv->snd, sv->store);
+  int idx = sv->eng ? add_program(sv, p, path) : -1;
+  if (idx < 0) {
+    if (sv->eng) fr_engine_free(sv->eng);
+    sv->progs[sv->nprogs] = NULL;
+    fv_program_free(p);
+    sv->eng = fr_engine_new(sv->base, sv->progs, sv->nprogs, sv->snd, sv->store);
+    snprintf(err, errlen, "out of memory");
+    fr_metrics_reload("error");
+    return -1;
+  }
+  err[0] = 0;
+  log_loaded("reloaded", path, p, idx);
+  fr_metrics_reload("ok");
+  return idx;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -215,15 +321,24 @@ static void reply_error(struct evhttp_request *req, int code, const char *msg) {
   free(s);
 }
 
-static void log_request(const char *path, int code, const char *why) {
-  json_t *f = json_object();
-  json_object_set_new(f, "path", json_string(path));
-  json_object_set_new(f, "http", json_integer(code));
-  if (why) json_object_set_new(f, "why", json_string(why));
-  fr_log("request", f);
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void handshake(Server *sv, struct evhttp_request *req, const struct evhttp_uri *uri) {
+static const char *method_name(enum evhttp_cmd_type m) {
+  switch (m) {
+  case EVHTTP_REQ_GET: return "GET";
+  case EVHTTP_REQ_POST: return "POST";
+  case EVHTTP_REQ_HEAD: return "HEAD";
+  case EVHTTP_REQ_DELETE: return "DELETE";
+  default: return "OTHER";
+  }
+}
+
+static int handshake(Server *sv, struct evhttp_request *req, const struct evhttp_uri *uri,
+                     ReqInfo *ri) {
   struct evkeyvalq q;
   memset(&q, 0, sizeof q); /* evhttp_parse_query_str initialises it */
   const char *qs = evhttp_uri_get_query(uri);
@@ -240,17 +355,41 @@ static void handshake(Server *sv, struct evhttp_request *req, const struct evhtt
   }
   if (ok) reply_text(req, 200, "text/plain", challenge);
   else reply_text(req, 403, "text/plain", "forbidden");
-  log_request("/webhook", ok ? 200 : 403, ok ? "handshake" : "handshake refused");
+  snprintf(ri->why, sizeof ri->why, "%s", ok ? "handshake" : "handshake refused");
   evhttp_clear_headers(&q);
+  return ok ? 200 : 403;
 }
 
-static void webhook_post(Server *sv, struct evhttp_request *req) {
+/* The metric label of a decoded item (docs/runtime.md, "Metrics"). */
+static const char *item_type(const FrItem *it) {
+  if (it->kind == FR_ITEM_MESSAGE) {
+    switch (it->event) {
+    case FV_EV_TEXT: return "text";
+    case FV_EV_BUTTON: return "button";
+    case FV_EV_LIST: return "list";
+    case FV_EV_FORM: return "form";
+    case FV_EV_MEDIA: return "media";
+    case FV_EV_LOCATION: return "location";
+    default: return "other";
+    }
+  }
+  switch (it->kind) {
+  case FR_ITEM_MESSAGE: return "other";
+  case FR_ITEM_IGNORED: return "ignored";
+  case FR_ITEM_STATUS: return "status";
+  case FR_ITEM_ERROR: return "error";
+  case FR_ITEM_OTHER: return "other";
+  }
+  return "other";
+}
+
+static int webhook_post(Server *sv, struct evhttp_request *req, ReqInfo *ri) {
   struct evbuffer *in = evhttp_request_get_input_buffer(req);
   size_t len = evbuffer_get_length(in);
   if (len > FR_MAX_BODY) {
     reply_error(req, 413, "body too large");
-    log_request("/webhook", 413, "body too large");
-    return;
+    snprintf(ri->why, sizeof ri->why, "body too large");
+    return 413;
   }
   const char *body = (const char *)evbuffer_pullup(in, -1);
   if (!body) body = "";
@@ -260,8 +399,8 @@ static void webhook_post(Server *sv, struct evhttp_request *req) {
   if (r != FR_SIG_OK) {
     int code = fr_signature_http_status(r);
     reply_error(req, code, fr_signature_result_name(r));
-    log_request("/webhook", code, fr_signature_result_name(r));
-    return;
+    snprintf(ri->why, sizeof ri->why, "%s", fr_signature_result_name(r));
+    return code;
   }
   FrBatch batch;
   memset(&batch, 0, sizeof batch);
@@ -269,39 +408,107 @@ static void webhook_post(Server *sv, struct evhttp_request *req) {
   memset(&err, 0, sizeof err);
   if (fr_webhook_decode(body, len, &batch, &err) != 0) {
     fr_batch_free(&batch);
-    reply_error(req, err.http ? err.http : 400, err.msg);
-    log_request("/webhook", err.http ? err.http : 400, err.msg);
-    return;
+    int code = err.http ? err.http : 400;
+    reply_error(req, code, err.msg);
+    snprintf(ri->why, sizeof ri->why, "%s", err.msg);
+    return code;
   }
+  for (size_t k = 0; k < batch.n; k++) fr_metrics_message(item_type(&batch.items[k]));
   /* the batch is committed to the store before the answer: 200 only for work kept */
-  json_int_t items = (json_int_t)batch.n;
+  ri->items = (json_int_t)batch.n;
+  ri->has_items = 1;
   int ok = fr_engine_process(sv->eng, &batch) == 0;
   if (ok) reply_text(req, 200, "application/json", "{\"ok\":true}");
   else reply_error(req, 503, "store unavailable");
-  json_t *f = json_object();
-  json_object_set_new(f, "path", json_string("/webhook"));
-  json_object_set_new(f, "http", json_integer(ok ? 200 : 503));
-  json_object_set_new(f, "items", json_integer(items));
-  if (!ok) json_object_set_new(f, "why", json_string("store unavailable"));
-  fr_log("request", f);
+  if (!ok) snprintf(ri->why, sizeof ri->why, "store unavailable");
+  return ok ? 200 : 503;
+}
+
+/* 200 when programs are loaded and the store answers a read (for Redis an EXISTS round
+ * trip: store.h has no PING of its own), else 503. */
+static int readyz(Server *sv, struct evhttp_request *req, ReqInfo *ri) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  const char *why = NULL;
+  if (sv->nprogs <= 0 || !sv->eng) why = "no programs loaded";
+  else if (fr_store_seen(sv->store, "flowvm-readyz:probe", "probe", now) < 0)
+    why = "store unavailable";
+  json_t *o = json_pack("{s:b,s:s,s:i}", "ready", why == NULL, "store",
+                        fr_store_kind(sv->store), "programs", sv->nprogs);
+  if (why) json_object_set_new(o, "why", json_string(why));
+  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(o);
+  reply_text(req, why ? 503 : 200, "application/json", s ? s : "{}");
+  free(s);
+  if (why) snprintf(ri->why, sizeof ri->why, "%s", why);
+  return why ? 503 : 200;
+}
+
+static int metrics(struct evhttp_request *req) {
+  char *text = fr_metrics_render();
+  if (!text) {
+    reply_error(req, 500, "out of memory");
+    return 500;
+  }
+  reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", text);
+  free(text);
+  return 200;
+}
+
+static int route(Server *sv, struct evhttp_request *req, const char *path, ReqInfo *ri) {
+  const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+  enum evhttp_cmd_type m = evhttp_request_get_command(req);
+  int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
+  if (strcmp(path, "/webhook") == 0) {
+    ri->route = "/webhook";
+    if (m == EVHTTP_REQ_GET) return handshake(sv, req, uri, ri);
+    if (m == EVHTTP_REQ_POST) return webhook_post(sv, req, ri);
+  } else if (strcmp(path, "/healthz") == 0) {
+    ri->route = "/healthz";
+    if (get) {
+      reply_text(req, 200, "text/plain", "ok\n");
+      return 200;
+    }
+  } else if (strcmp(path, "/readyz") == 0) {
+    ri->route = "/readyz";
+    if (get) return readyz(sv, req, ri);
+  } else if (strcmp(path, "/metrics") == 0) {
+    ri->route = "/metrics";
+    if (get) return metrics(req);
+  } else if (strcmp(path, "/admin") == 0 || strncmp(path, "/admin/", 7) == 0) {
+    return fr_admin_handle(&sv->admin, req, path, &ri->route);
+  } else {
+    reply_error(req, 404, "not found");
+    return 404;
+  }
+  reply_error(req, 405, "method not allowed");
+  return 405;
 }
 
 static void on_request(struct evhttp_request *req, void *arg) {
   Server *sv = arg;
+  double t0 = mono_s();
   const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
   const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-  enum evhttp_cmd_type m = evhttp_request_get_command(req);
+  const char *method = method_name(evhttp_request_get_command(req));
   if (!path) path = "";
-  if (strcmp(path, "/healthz") == 0) {
-    if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD) reply_text(req, 200, "text/plain", "ok\n");
-    else reply_error(req, 405, "method not allowed");
-  } else if (strcmp(path, "/webhook") == 0) {
-    if (m == EVHTTP_REQ_GET) handshake(sv, req, uri);
-    else if (m == EVHTTP_REQ_POST) webhook_post(sv, req);
-    else reply_error(req, 405, "method not allowed");
-  } else {
-    reply_error(req, 404, "not found");
-  }
+  ReqInfo ri;
+  memset(&ri, 0, sizeof ri);
+  ri.route = "other";
+  int code = route(sv, req, path, &ri);
+  double dt = mono_s() - t0;
+  fr_metrics_request(ri.route, method, code);
+  if (strcmp(ri.route, "/webhook") == 0 && strcmp(method, "POST") == 0)
+    fr_metrics_webhook_latency(dt);
+  json_t *f = json_object();
+  json_object_set_new(f, "method", json_string(method));
+  json_object_set_new(f, "path", json_string(ri.route));
+  json_object_set_new(f, "status", json_integer(code));
+  json_object_set_new(f, "duration_ms", json_real((double)(long long)(dt * 1e6) / 1e3));
+  if (ri.has_items) json_object_set_new(f, "items", json_integer(ri.items));
+  if (ri.why[0]) json_object_set_new(f, "why", json_string(ri.why));
+  fr_log("request", f);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -338,6 +545,7 @@ static void free_config(Config *c) {
   free(c->app_secret);
   free(c->verify_token);
   free(c->access_token);
+  free(c->admin_token);
 }
 
 int fr_serve_main(int argc, char **argv) {
@@ -373,7 +581,8 @@ int fr_serve_main(int argc, char **argv) {
   sv.cfg.redis_url = redis && *redis ? strdup(redis) : NULL;
   if (secret("WHATSAPP_APP_SECRET", &sv.cfg.app_secret) ||
       secret("WHATSAPP_VERIFY_TOKEN", &sv.cfg.verify_token) ||
-      secret("WHATSAPP_ACCESS_TOKEN", &sv.cfg.access_token)) {
+      secret("WHATSAPP_ACCESS_TOKEN", &sv.cfg.access_token) ||
+      optional_secret("FLOWVM_ADMIN_TOKEN", &sv.cfg.admin_token)) {
     free_config(&sv.cfg);
     return 1;
   }
@@ -386,11 +595,15 @@ int fr_serve_main(int argc, char **argv) {
     return 1;
   }
   int rc = 1;
+  if (fr_metrics_init() != 0) {
+    fprintf(stderr, "flowvm: out of memory\n");
+    free_config(&sv.cfg);
+    return 1;
+  }
   for (; i < argc; i++)
     if (load_path(&sv, argv[i]) != 0) goto out;
   signal(SIGPIPE, SIG_IGN);
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  FrSender *snd = NULL;
   struct event *sigs[2] = {NULL, NULL};
   sv.base = event_base_new();
   sv.http = sv.base ? evhttp_new(sv.base) : NULL;
@@ -404,9 +617,16 @@ int fr_serve_main(int argc, char **argv) {
   } else {
     sv.store = fr_store_memory_new();
   }
-  snd = fr_sender_new(sv.cfg.api_base, sv.cfg.access_token);
-  sv.eng = sv.base && snd && sv.store
-               ? fr_engine_new(sv.base, sv.progs, sv.nprogs, snd, sv.store) : NULL;
+  sv.snd = fr_sender_new(sv.cfg.api_base, sv.cfg.access_token);
+  sv.eng = sv.base && sv.snd && sv.store
+               ? fr_engine_new(sv.base, sv.progs, sv.nprogs, sv.snd, sv.store) : NULL;
+  sv.admin.token = sv.cfg.admin_token;
+  sv.admin.progs = sv.progs;
+  sv.admin.files = sv.files;
+  sv.admin.nprogs = &sv.nprogs;
+  sv.admin.store = sv.store;
+  sv.admin.reload = reload_program;
+  sv.admin.arg = &sv;
   if (!sv.http || !sv.eng) {
     fprintf(stderr, "flowvm: could not start (out of memory?)\n");
     goto stop;
@@ -414,7 +634,8 @@ int fr_serve_main(int argc, char **argv) {
   evhttp_set_max_body_size(sv.http, (ev_ssize_t)FR_MAX_BODY);
   evhttp_set_max_headers_size(sv.http, 64 * 1024);
   evhttp_set_timeout(sv.http, 30);
-  evhttp_set_allowed_methods(sv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+  evhttp_set_allowed_methods(sv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                          EVHTTP_REQ_DELETE);
   evhttp_set_gencb(sv.http, on_request, &sv);
   struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(sv.http, host, (ev_uint16_t)port);
   if (!bs) {
@@ -440,6 +661,7 @@ int fr_serve_main(int argc, char **argv) {
     json_object_set_new(f, "port", json_integer(port));
     json_object_set_new(f, "api_base", json_string(sv.cfg.api_base));
     json_object_set_new(f, "store", json_string(fr_store_kind(sv.store)));
+    json_object_set_new(f, "admin", json_boolean(sv.cfg.admin_token != NULL));
     fr_log("listening", f);
   }
   fr_engine_recover(sv.eng); /* what a crash left in the outboxes */
@@ -450,13 +672,17 @@ stop:
     if (sigs[k]) event_free(sigs[k]);
   if (sv.http) evhttp_free(sv.http);
   fr_engine_free(sv.eng);
-  fr_sender_free(snd); /* sends what is queued */
+  fr_sender_free(sv.snd); /* sends what is queued */
   fr_store_free(sv.store);
   if (sv.base) event_base_free(sv.base);
   curl_global_cleanup();
   if (rc == 0) fr_log("stopped", NULL);
 out:
-  for (int k = 0; k < sv.nprogs; k++) fv_program_free(sv.progs[k]);
+  for (int k = 0; k < sv.nprogs; k++) {
+    fv_program_free(sv.progs[k]);
+    free(sv.files[k]);
+  }
   free_config(&sv.cfg);
+  fr_metrics_shutdown();
   return rc;
 }

@@ -180,6 +180,13 @@ int fr_store_outbox_first(FrStore *s, const char *skey, char **entry) {
   return s->ops->outbox_first(s, skey, entry);
 }
 int fr_store_outbox_pop(FrStore *s, const char *skey) { return s->ops->outbox_pop(s, skey); }
+int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry) {
+  return s->ops->outbox_ack(s, skey, entry);
+}
+int fr_store_dlq_push(FrStore *s, const char *entry) { return s->ops->dlq_push(s, entry); }
+int fr_store_dlq_list(FrStore *s, size_t max, char ***entries, size_t *n) {
+  return s->ops->dlq_list(s, max, entries, n);
+}
 int fr_store_outbox_keys(FrStore *s, char ***keys, size_t *n) {
   return s->ops->outbox_keys(s, keys, n);
 }
@@ -218,6 +225,8 @@ typedef struct {
   FrMap *sessions, *dedup;
   MemOut *out, *out_tail;
   MemTimer *timers;
+  char **dlq; /* the dead letters, oldest first */
+  size_t ndlq, capdlq;
 } MemStore;
 
 static char *dedup_key(const char *skey, const char *wamid) {
@@ -231,6 +240,8 @@ static void mem_free(FrStore *st) {
   MemStore *s = (MemStore *)st;
   fr_map_free(s->sessions);
   fr_map_free(s->dedup);
+  for (size_t i = 0; i < s->ndlq; i++) free(s->dlq[i]);
+  free(s->dlq);
   while (s->out) {
     MemOut *o = s->out;
     s->out = o->next;
@@ -397,6 +408,46 @@ static int mem_outbox_pop(FrStore *st, const char *skey) {
   return 0;
 }
 
+static int mem_outbox_ack(FrStore *st, const char *skey, const char *entry) {
+  MemStore *s = (MemStore *)st;
+  for (MemOut *o = s->out; o; o = o->next)
+    if (strcmp(o->skey, skey) == 0) {
+      if (strcmp(o->entry, entry) != 0) return 0;
+      mem_outbox_pop(st, skey);
+      return 1;
+    }
+  return 0;
+}
+
+static int mem_dlq_push(FrStore *st, const char *entry) {
+  MemStore *s = (MemStore *)st;
+  if (s->ndlq == s->capdlq) {
+    size_t cap = s->capdlq ? s->capdlq * 2 : 16;
+    char **nd = realloc(s->dlq, cap * sizeof *nd);
+    if (!nd) return -1;
+    s->dlq = nd;
+    s->capdlq = cap;
+  }
+  char *c = strdup(entry);
+  if (!c) return -1;
+  s->dlq[s->ndlq++] = c;
+  return 0;
+}
+
+static int mem_dlq_list(FrStore *st, size_t max, char ***entries, size_t *n) {
+  MemStore *s = (MemStore *)st;
+  size_t k = s->ndlq < max ? s->ndlq : max;
+  *entries = NULL;
+  *n = 0;
+  if (!k) return 0;
+  char **e = calloc(k, sizeof *e);
+  if (!e) return -1;
+  for (size_t i = 0; i < k; i++)
+    if ((e[*n] = strdup(s->dlq[i]))) (*n)++;
+  *entries = e;
+  return 0;
+}
+
 static int mem_outbox_keys(FrStore *st, char ***keys, size_t *n) {
   MemStore *s = (MemStore *)st;
   size_t cap = 0;
@@ -470,6 +521,7 @@ static size_t mem_sweep(FrStore *st, int64_t now_ms) {
 static const FrStoreOps mem_ops = {
     "memory",      mem_free,        mem_seen,        mem_mark, mem_load,      mem_commit,
     mem_outbox_first, mem_outbox_pop, mem_outbox_keys, mem_due, mem_timer_del, mem_sweep,
+    mem_outbox_ack, mem_dlq_push, mem_dlq_list,
 };
 
 FrStore *fr_store_memory_new(void) {

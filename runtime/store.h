@@ -3,7 +3,7 @@
  * (store_redis.c, FLOWVM_REDIS_URL). It keeps, per session key "phone_number_id:wa_id":
  * the encoded session state and its program index, the message-id dedup markers (7 days),
  * the outbox of effects committed with the state but not yet performed, and the durable
- * timers. Also the plain in-memory hash map (FrMap) the memory store is built on.
+ * timers; per deployment, the dead-letter queue of sends that failed for good. Also the plain in-memory hash map (FrMap) the memory store is built on.
  * Single-threaded: the event loop owns a store. Redis calls are synchronous (hiredis).
  */
 #ifndef FR_STORE_H
@@ -89,6 +89,13 @@ int fr_store_commit(FrStore *s, const FrCommit *c, int64_t now_ms);
 int fr_store_outbox_first(FrStore *s, const char *skey, char **entry);
 /* Removes the oldest outbox entry of skey: 0 (also when empty). */
 int fr_store_outbox_pop(FrStore *s, const char *skey);
+/* Removes the oldest outbox entry of skey if it is entry (the send that completed): 1
+ * removed, 0 not (empty, or someone else removed it). */
+int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry);
+/* Appends a dead letter (JSON) to the deployment's dead-letter queue: 0. */
+int fr_store_dlq_push(FrStore *s, const char *entry);
+/* Up to max dead letters, oldest first, into a malloc'd array (fr_store_keys_free). */
+int fr_store_dlq_list(FrStore *s, size_t max, char ***entries, size_t *n);
 /* The session keys with a non-empty outbox: *n keys in a malloc'd array of malloc'd strings
  * (free with fr_store_keys_free). */
 int fr_store_outbox_keys(FrStore *s, char ***keys, size_t *n);
@@ -118,6 +125,9 @@ typedef struct {
   int (*due)(FrStore *s, int64_t now_ms, size_t max, FrDue **due, size_t *n);
   int (*timer_del)(FrStore *s, const char *skey, uint32_t id);
   size_t (*sweep)(FrStore *s, int64_t now_ms);
+  int (*outbox_ack)(FrStore *s, const char *skey, const char *entry);
+  int (*dlq_push)(FrStore *s, const char *entry);
+  int (*dlq_list)(FrStore *s, size_t max, char ***entries, size_t *n);
 } FrStoreOps;
 
 /* Every implementation's struct starts with this. */

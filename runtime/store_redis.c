@@ -6,6 +6,7 @@
  *   flowvm:{PNID:WA}:outbox       list    effects committed, not yet performed (JSON)
  *   flowvm:{PNID:WA}:timers       hash    timer id -> due ms (the session's timers)
  *   flowvm:timers                 zset    "PNID:WA|ID" scored by due ms (all timers)
+ *   flowvm:dlq                    list    dead letters (JSON), oldest first
  * A commit is one Lua script (atomic). A failed connection is dropped, logged as
  * store_error, and reopened on the next call.
  */
@@ -22,6 +23,7 @@
 #include "store.h"
 
 #define TIMERS_KEY "flowvm:timers"
+#define DLQ_KEY "flowvm:dlq"
 #define MAX_ARGS_FIXED 8
 
 typedef struct {
@@ -326,6 +328,58 @@ static int r_outbox_pop(FrStore *st, const char *skey) {
   return 0;
 }
 
+/* Removes the outbox's first entry only when it is the completed one (one key: atomic). */
+static const char ACK_LUA[] =
+    "if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then\n"
+    "  redis.call('LPOP', KEYS[1])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+static int r_outbox_ack(FrStore *st, const char *skey, const char *entry) {
+  RedisStore *s = (RedisStore *)st;
+  char *k = key_of(skey, "outbox");
+  if (!k) return -1;
+  const char *argv[5] = {"EVAL", ACK_LUA, "1", k, entry};
+  redisReply *r = rcmd(s, "outbox_ack", 5, argv, NULL);
+  free(k);
+  if (!r) return -1;
+  int rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 1 : 0;
+  freeReplyObject(r);
+  return rc;
+}
+
+static int r_dlq_push(FrStore *st, const char *entry) {
+  const char *argv[3] = {"RPUSH", DLQ_KEY, entry};
+  redisReply *r = rcmd((RedisStore *)st, "dlq_push", 3, argv, NULL);
+  if (!r) return -1;
+  freeReplyObject(r);
+  return 0;
+}
+
+static int r_dlq_list(FrStore *st, size_t max, char ***entries, size_t *n) {
+  *entries = NULL;
+  *n = 0;
+  if (!max) return 0;
+  char last[32];
+  snprintf(last, sizeof last, "%zu", max - 1);
+  const char *argv[4] = {"LRANGE", DLQ_KEY, "0", last};
+  redisReply *r = rcmd((RedisStore *)st, "dlq_list", 4, argv, NULL);
+  if (!r) return -1;
+  if (r->type == REDIS_REPLY_ARRAY && r->elements) {
+    char **e = calloc(r->elements, sizeof *e);
+    for (size_t i = 0; e && i < r->elements; i++)
+      if (r->element[i]->type == REDIS_REPLY_STRING && (e[*n] = malloc(r->element[i]->len + 1))) {
+        memcpy(e[*n], r->element[i]->str, r->element[i]->len);
+        e[*n][r->element[i]->len] = 0;
+        (*n)++;
+      }
+    *entries = e;
+  }
+  freeReplyObject(r);
+  return 0;
+}
+
 /* "flowvm:{SKEY}:outbox" -> SKEY */
 static char *skey_of(const char *k, size_t n) {
   const char *a = memchr(k, '{', n);
@@ -453,6 +507,7 @@ static size_t r_sweep(FrStore *st, int64_t now_ms) {
 static const FrStoreOps redis_ops = {
     "redis",         r_free,        r_seen,          r_mark, r_load,      r_commit,
     r_outbox_first, r_outbox_pop, r_outbox_keys, r_due,  r_timer_del, r_sweep,
+    r_outbox_ack,   r_dlq_push,   r_dlq_list,
 };
 
 /* redis://[[user]:password@]host[:port][/db] */
