@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rtbuf.h"
 #include "metrics.h"
 
 typedef struct {
@@ -220,39 +221,15 @@ double fr_metric_value(FrMetric *m, const char *const *values) {
 
 /* ---- rendering ---- */
 
-typedef struct {
-  char *p;
-  size_t n, cap;
-  int oom;
-} Buf;
-
-static void put(Buf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->n + n + 1 > b->cap) {
-    size_t nc = b->cap ? b->cap : 1024;
-    while (b->n + n + 1 > nc) nc *= 2;
-    char *np = realloc(b->p, nc);
-    if (!np) {
-      b->oom = 1;
-      return;
-    }
-    b->p = np;
-    b->cap = nc;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-
-static void puts_(Buf *b, const char *s) { put(b, s, strlen(s)); }
+typedef FrBuf Buf;
 
 /* Escapes \ and newline (and " when quoted, for label values). */
 static void put_escaped(Buf *b, const char *s, int quoted) {
   for (; *s; s++) {
-    if (*s == '\\') puts_(b, "\\\\");
-    else if (*s == '\n') puts_(b, "\\n");
-    else if (quoted && *s == '"') puts_(b, "\\\"");
-    else put(b, s, 1);
+    if (*s == '\\') fr_buf_puts(b, "\\\\");
+    else if (*s == '\n') fr_buf_puts(b, "\\n");
+    else if (quoted && *s == '"') fr_buf_puts(b, "\\\"");
+    else fr_buf_put(b, s, 1);
   }
 }
 
@@ -265,51 +242,51 @@ static void put_number(Buf *b, double v) {
     snprintf(t, sizeof t, "%.15g", v);
     if (strtod(t, NULL) != v) snprintf(t, sizeof t, "%.17g", v);
   }
-  puts_(b, t);
+  fr_buf_puts(b, t);
 }
 
 /* name{labels[,le="x"]} */
 static void put_series(Buf *b, const FrMetric *m, const Series *s, const char *suffix,
                        const char *le) {
-  puts_(b, m->name);
-  puts_(b, suffix);
+  fr_buf_puts(b, m->name);
+  fr_buf_puts(b, suffix);
   if (m->nlabels || le) {
-    puts_(b, "{");
+    fr_buf_puts(b, "{");
     for (size_t k = 0; k < m->nlabels; k++) {
-      if (k) puts_(b, ",");
-      puts_(b, m->labels[k]);
-      puts_(b, "=\"");
+      if (k) fr_buf_puts(b, ",");
+      fr_buf_puts(b, m->labels[k]);
+      fr_buf_puts(b, "=\"");
       put_escaped(b, s->values[k], 1);
-      puts_(b, "\"");
+      fr_buf_puts(b, "\"");
     }
     if (le) {
-      if (m->nlabels) puts_(b, ",");
-      puts_(b, "le=\"");
-      puts_(b, le);
-      puts_(b, "\"");
+      if (m->nlabels) fr_buf_puts(b, ",");
+      fr_buf_puts(b, "le=\"");
+      fr_buf_puts(b, le);
+      fr_buf_puts(b, "\"");
     }
-    puts_(b, "}");
+    fr_buf_puts(b, "}");
   }
-  puts_(b, " ");
+  fr_buf_puts(b, " ");
 }
 
 static void render_metric(Buf *b, const FrMetric *m) {
   static const char *const types[] = {"", "counter", "gauge", "histogram"};
-  puts_(b, "# HELP ");
-  puts_(b, m->name);
-  puts_(b, " ");
+  fr_buf_puts(b, "# HELP ");
+  fr_buf_puts(b, m->name);
+  fr_buf_puts(b, " ");
   put_escaped(b, m->help, 0);
-  puts_(b, "\n# TYPE ");
-  puts_(b, m->name);
-  puts_(b, " ");
-  puts_(b, types[m->type]);
-  puts_(b, "\n");
+  fr_buf_puts(b, "\n# TYPE ");
+  fr_buf_puts(b, m->name);
+  fr_buf_puts(b, " ");
+  fr_buf_puts(b, types[m->type]);
+  fr_buf_puts(b, "\n");
   for (size_t i = 0; i < m->nseries; i++) {
     const Series *s = &m->series[i];
     if (m->type != FR_HISTOGRAM) {
       put_series(b, m, s, "", NULL);
       put_number(b, s->value);
-      puts_(b, "\n");
+      fr_buf_puts(b, "\n");
       continue;
     }
     double cum = 0;
@@ -326,21 +303,21 @@ static void render_metric(Buf *b, const FrMetric *m) {
       cum += s->bcounts[k];
       put_series(b, m, s, "_bucket", le);
       put_number(b, cum);
-      puts_(b, "\n");
+      fr_buf_puts(b, "\n");
     }
     put_series(b, m, s, "_sum", NULL);
     put_number(b, s->sum);
-    puts_(b, "\n");
+    fr_buf_puts(b, "\n");
     put_series(b, m, s, "_count", NULL);
     put_number(b, s->count);
-    puts_(b, "\n");
+    fr_buf_puts(b, "\n");
   }
 }
 
 char *fr_registry_render(FrRegistry *r) {
   if (!r) return NULL;
   Buf b = {0};
-  puts_(&b, "");
+  fr_buf_puts(&b, "");
   pthread_mutex_lock(&r->mu);
   for (const FrMetric *m = r->first; m; m = m->next) render_metric(&b, m);
   pthread_mutex_unlock(&r->mu);

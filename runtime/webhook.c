@@ -4,6 +4,7 @@
  * trust any field's type. Every entry, change, message, status and error of a body becomes
  * items in body order (within a value: messages, then statuses, then errors).
  * The rules, and what is ignored, are written down in docs/webhooks.md. */
+#include "rtbuf.h"
 #include "webhook.h"
 
 #include <jansson.h>
@@ -752,71 +753,38 @@ static const char *event_name(FvEventKind k) {
   }
 }
 
-typedef struct {
-  char *p;
-  size_t n, cap;
-  int oom;
-} Buf;
-
-static void put(Buf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->n + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 128;
-    while (b->n + n + 1 > cap) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-      b->oom = 1;
-      return;
-    }
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = '\0';
-}
-
-static void puts_(Buf *b, const char *s) { put(b, s, strlen(s)); }
-
-static void putf(Buf *b, const char *fmt, ...) {
-  char tmp[128];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  puts_(b, tmp);
-}
+typedef FrBuf Buf;
 
 /* A bare token: the string, or "-" if absent. */
 static void put_tok(Buf *b, const FrStr *s) {
-  if (s->p) put(b, s->p, s->n);
-  else puts_(b, "-");
+  if (s->p) fr_buf_put(b, s->p, s->n);
+  else fr_buf_puts(b, "-");
 }
 
 /* A quoted string: UTF-8 kept, quotes, backslashes and control bytes escaped. */
 static void put_q(Buf *b, const char *p, size_t n) {
-  puts_(b, "\"");
+  fr_buf_puts(b, "\"");
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)p[i];
     if (c == '"' || c == '\\') {
       char e[2] = {'\\', (char)c};
-      put(b, e, 2);
+      fr_buf_put(b, e, 2);
     } else if (c == '\n') {
-      puts_(b, "\\n");
+      fr_buf_puts(b, "\\n");
     } else if (c == '\t') {
-      puts_(b, "\\t");
+      fr_buf_puts(b, "\\t");
     } else if (c < 0x20 || c == 0x7F) {
-      putf(b, "\\x%02x", c);
+      fr_buf_putf(b, "\\x%02x", c);
     } else {
-      put(b, (const char *)&p[i], 1);
+      fr_buf_put(b, (const char *)&p[i], 1);
     }
   }
-  puts_(b, "\"");
+  fr_buf_puts(b, "\"");
 }
 
 static void put_qs(Buf *b, const FrStr *s) {
   if (s->p) put_q(b, s->p, s->n);
-  else puts_(b, "-");
+  else fr_buf_puts(b, "-");
 }
 
 static void put_value(Buf *b, FvValue v) {
@@ -825,79 +793,79 @@ static void put_value(Buf *b, FvValue v) {
     b->oom = 1;
     return;
   }
-  puts_(b, j);
+  fr_buf_puts(b, j);
   free(j);
 }
 
 static void put_errors(Buf *b, const FrItem *it) {
   for (size_t i = 0; i < it->nerrors; i++) {
     const FrApiError *e = &it->errors[i];
-    putf(b, " [%lld ", (long long)e->code);
+    fr_buf_putf(b, " [%lld ", (long long)e->code);
     put_qs(b, e->title.p ? &e->title : &e->message);
     if (e->details.p) {
-      puts_(b, " ");
+      fr_buf_puts(b, " ");
       put_qs(b, &e->details);
     }
-    puts_(b, "]");
+    fr_buf_puts(b, "]");
   }
 }
 
 /* "; ts=T name=".." ctx=C user=U fwd" : the message's context, after the event. */
 static void put_meta(Buf *b, const FrItem *it) {
-  puts_(b, "; ts=");
+  fr_buf_puts(b, "; ts=");
   put_tok(b, &it->timestamp);
   if (it->name.p) {
-    puts_(b, " name=");
+    fr_buf_puts(b, " name=");
     put_qs(b, &it->name);
   }
   if (it->context_id.p) {
-    puts_(b, " ctx=");
+    fr_buf_puts(b, " ctx=");
     put_tok(b, &it->context_id);
   }
   if (it->user_id.p) {
-    puts_(b, " user=");
+    fr_buf_puts(b, " user=");
     put_tok(b, &it->user_id);
   }
-  if (it->forwarded) puts_(b, it->forwarded == 2 ? " fwd-many" : " fwd");
-  if (it->type_inferred) puts_(b, " type-inferred");
+  if (it->forwarded) fr_buf_puts(b, it->forwarded == 2 ? " fwd-many" : " fwd");
+  if (it->type_inferred) fr_buf_puts(b, " type-inferred");
 }
 
 char *fr_item_summary(const FrItem *it) {
   Buf b = {0};
-  puts_(&b, fr_item_kind_name(it->kind));
+  fr_buf_puts(&b, fr_item_kind_name(it->kind));
   switch (it->kind) {
   case FR_ITEM_MESSAGE:
-    puts_(&b, " ");
+    fr_buf_puts(&b, " ");
     put_tok(&b, &it->phone_number_id);
-    puts_(&b, " ");
+    fr_buf_puts(&b, " ");
     put_tok(&b, &it->from);
-    puts_(&b, " ");
+    fr_buf_puts(&b, " ");
     put_tok(&b, &it->id);
-    puts_(&b, " ");
-    puts_(&b, event_name(it->event));
-    puts_(&b, " ");
+    fr_buf_puts(&b, " ");
+    fr_buf_puts(&b, event_name(it->event));
+    fr_buf_puts(&b, " ");
     switch (it->event) {
     case FV_EV_TEXT: put_qs(&b, &it->text); break;
     case FV_EV_BUTTON:
     case FV_EV_LIST:
-      puts_(&b, "id=");
+      fr_buf_puts(&b, "id=");
       put_qs(&b, &it->text);
-      puts_(&b, " title=");
+      fr_buf_puts(&b, " title=");
       put_qs(&b, &it->title);
       if (it->note.p) {
-        puts_(&b, " description=");
+        fr_buf_puts(&b, " description=");
         put_qs(&b, &it->note);
       }
       break;
     case FV_EV_FORM:
-      puts_(&b, "token=");
+      fr_buf_puts(&b, "token=");
       put_qs(&b, &it->text);
-      puts_(&b, " ");
+      fr_buf_puts(&b, " ");
       put_value(&b, it->data);
       break;
     case FV_EV_MEDIA:
       put_tok(&b, &it->text);
-      puts_(&b, " ");
+      fr_buf_puts(&b, " ");
       put_value(&b, it->data);
       break;
     default: put_value(&b, it->data); break;
@@ -907,48 +875,48 @@ char *fr_item_summary(const FrItem *it) {
   case FR_ITEM_IGNORED:
   case FR_ITEM_ERROR:
     if (it->kind == FR_ITEM_IGNORED || it->type.p) {
-      puts_(&b, " ");
+      fr_buf_puts(&b, " ");
       put_tok(&b, &it->type);
     }
-    puts_(&b, " ");
+    fr_buf_puts(&b, " ");
     put_tok(&b, &it->phone_number_id);
     if (it->from.p || it->id.p) {
-      puts_(&b, " ");
+      fr_buf_puts(&b, " ");
       put_tok(&b, &it->from);
-      puts_(&b, " ");
+      fr_buf_puts(&b, " ");
       put_tok(&b, &it->id);
     }
     if (it->note.p) {
-      puts_(&b, " ");
+      fr_buf_puts(&b, " ");
       put_qs(&b, &it->note);
     }
     put_errors(&b, it);
     if (it->from.p || it->id.p || it->timestamp.p) put_meta(&b, it);
     break;
   case FR_ITEM_STATUS:
-    puts_(&b, " ");
+    fr_buf_puts(&b, " ");
     put_tok(&b, &it->phone_number_id);
-    puts_(&b, " ");
+    fr_buf_puts(&b, " ");
     put_tok(&b, &it->id);
-    puts_(&b, " ");
+    fr_buf_puts(&b, " ");
     put_tok(&b, &it->status);
-    puts_(&b, " to=");
+    fr_buf_puts(&b, " to=");
     put_tok(&b, &it->recipient_id);
-    puts_(&b, " ts=");
+    fr_buf_puts(&b, " ts=");
     put_tok(&b, &it->timestamp);
     if (it->type.p) {
-      puts_(&b, " type=");
+      fr_buf_puts(&b, " type=");
       put_tok(&b, &it->type);
     }
     put_errors(&b, it);
     break;
   case FR_ITEM_OTHER:
-    puts_(&b, " ");
+    fr_buf_puts(&b, " ");
     put_tok(&b, &it->type);
-    puts_(&b, " waba=");
+    fr_buf_puts(&b, " waba=");
     put_tok(&b, &it->waba_id);
     if (it->note.p) {
-      puts_(&b, " ");
+      fr_buf_puts(&b, " ");
       put_qs(&b, &it->note);
     }
     break;

@@ -1,0 +1,19 @@
+/* runtime/rtbuf.h: a growable, always NUL-terminated text buffer for the runtime's
+ * renderers (webhook summaries, Prometheus metrics). An allocation failure sets oom and
+ * makes every later write a no-op; the owner checks oom once at the end. */
+#ifndef FR_RTBUF_H
+#define FR_RTBUF_H
+
+#include <stddef.h>
+
+typedef struct FrBuf {
+  char *p;    /* malloc'd; the caller frees it */
+  size_t n, cap;
+  int oom;
+} FrBuf;
+
+void fr_buf_put(FrBuf *b, const char *s, size_t n);
+void fr_buf_puts(FrBuf *b, const char *s);
+void fr_buf_putf(FrBuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
