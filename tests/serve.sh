@@ -19,12 +19,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 2' INT TERM HUP
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { # NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi
-}
+. "$(dirname "$0")/serve_lib.sh"
 finish() {
   echo "$pass passed, $fail failed"
   if [ "$fail" -ne 0 ]; then
@@ -67,14 +62,7 @@ flow ping {
 FLOW
 "$FLOWC" build "$TMP/ping.flow" -o "$TMP/ping.fbc" || { bad "flowc build ping"; finish; }
 
-# the mock Cloud API: prints its port
-: > "$TMP/record"
-"$MOCK" "$TMP/record" 0 > "$TMP/mock.port" 2> "$TMP/mock.err" &
-MOCK_PID=$!
-i=0
-while [ ! -s "$TMP/mock.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-MOCK_PORT=$(head -n1 "$TMP/mock.port")
-[ -n "$MOCK_PORT" ] || { bad "mockapi did not start"; finish; }
+start_mock || { bad "mockapi did not start"; finish; }
 
 # a missing secret is an error naming it
 env -u WHATSAPP_APP_SECRET -u WHATSAPP_APP_SECRET_FILE WHATSAPP_VERIFY_TOKEN=$VERIFY \
@@ -98,8 +86,6 @@ done
 [ -n "$PORT" ] || { bad "flowvm did not start"; finish; }
 URL="http://127.0.0.1:$PORT"
 
-code() { curl -s -m 10 -o "$TMP/resp" -w '%{http_code}' "$@"; }
-sign() { openssl dgst -sha256 -hmac "$SECRET" < "$1" | sed 's/^.*= *//'; }
 post() { # FILE [SIGNATURE|-]: the HTTP status
   if [ "${2:-}" = "-" ]; then
     code -H 'Content-Type: application/json' --data-binary @"$1" "$URL/webhook"
@@ -108,15 +94,7 @@ post() { # FILE [SIGNATURE|-]: the HTTP status
       --data-binary @"$1" "$URL/webhook"
   fi
 }
-envelope() { # FILE MESSAGE-JSON
-  printf '{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"%s"},"contacts":[{"profile":{"name":"Ana"},"wa_id":"%s"}],"messages":[%s]},"field":"messages"}]}]}' \
-    "$PNID" "$WA" "$2" > "$1"
-}
-sends() { wc -l < "$TMP/record" | tr -d ' '; }
-wait_sends() { # N: waits up to 10 s for N recorded requests
-  j=0
-  while [ "$(sends)" -lt "$1" ] && [ $j -lt 200 ]; do sleep 0.05; j=$((j + 1)); done
-}
+envelope() { wa_envelope "$1" "$WA" "$2"; } # FILE MESSAGE-JSON
 
 check "healthz" 200 "$(code "$URL/healthz")"
 check "handshake: 200" 200 "$(code "$URL/webhook?hub.mode=subscribe&hub.verify_token=$VERIFY&hub.challenge=1158201444")"

@@ -25,12 +25,7 @@ trap 'echo "stopped by a signal (the watchdog?)"; echo "$pass passed, $((fail + 
   > /dev/null 2>&1 &
 WD_PID=$!
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { # NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi
-}
+. "$(dirname "$0")/serve_lib.sh"
 finish() {
   echo "$pass passed, $fail failed"
   if [ "$fail" -ne 0 ]; then
@@ -63,13 +58,7 @@ flow pong {
 FLOW
 "$FLOWC" build "$TMP/pong.flow" -o "$TMP/pong.fbc" || { bad "flowc build pong"; finish; }
 
-: > "$TMP/record"
-"$MOCK" "$TMP/record" 0 > "$TMP/mock.port" 2> "$TMP/mock.err" &
-MOCK_PID=$!
-i=0
-while [ ! -s "$TMP/mock.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-MOCK_PORT=$(head -n1 "$TMP/mock.port")
-[ -n "$MOCK_PORT" ] || { bad "mockapi did not start"; finish; }
+start_mock || { bad "mockapi did not start"; finish; }
 
 start_vm() { # LOG [env OPTIONS and NAME=VALUE...]: starts flowvm on menu.fbc, sets PID and PORT
   log=$1
@@ -99,22 +88,12 @@ VM_PID=$PID
 [ -n "$PORT" ] || { bad "flowvm did not start"; finish; }
 URL="http://127.0.0.1:$PORT"
 
-code() { curl -s -m 10 -o "$TMP/resp" -w '%{http_code}' "$@"; }
 admin() { code -H "Authorization: Bearer $ADMIN" "$@"; }
-sign() { openssl dgst -sha256 -hmac "$SECRET" < "$1" | sed 's/^.*= *//'; }
 post() { # FILE: the HTTP status of a signed POST
   code -H 'Content-Type: application/json' -H "X-Hub-Signature-256: sha256=$(sign "$1")" \
     --data-binary @"$1" "$URL/webhook"
 }
-envelope() { # FILE WA MESSAGE-JSON
-  printf '{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"%s"},"contacts":[{"profile":{"name":"Ana"},"wa_id":"%s"}],"messages":[%s]},"field":"messages"}]}]}' \
-    "$PNID" "$2" "$3" > "$1"
-}
-sends() { wc -l < "$TMP/record" | tr -d ' '; }
-wait_sends() { # N: waits up to 10 s for N recorded requests
-  j=0
-  while [ "$(sends)" -lt "$1" ] && [ $j -lt 200 ]; do sleep 0.05; j=$((j + 1)); done
-}
+envelope() { wa_envelope "$@"; }
 metric() { # SERIES: its value in a fresh scrape (0 if absent)
   curl -s -m 10 "$URL/metrics" > "$TMP/metrics"
   v=$(grep -F "$1 " "$TMP/metrics" | grep -F -v '#' | head -n1 | awk '{print $NF}')

@@ -26,12 +26,7 @@ trap 'exit 2' INT TERM HUP
   kill -TERM $$ ) < /dev/null > /dev/null 2>&1 &
 WATCHDOG=$!
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { # NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi
-}
+. "$(dirname "$0")/serve_lib.sh"
 finish() {
   kill "$WATCHDOG" 2>/dev/null
   echo "$pass passed, $fail failed"
@@ -93,13 +88,7 @@ check "redis-server up" PONG "$(redis-cli -p "$RPORT" ping 2>/dev/null)"
 R() { redis-cli -p "$RPORT" "$@"; }
 export FLOWVM_REDIS_URL="redis://127.0.0.1:$RPORT/0"
 
-: > "$TMP/record"
-"$MOCK" "$TMP/record" 0 > "$TMP/mock.port" 2> "$TMP/mock.err" &
-MOCK_PID=$!
-i=0
-while [ ! -s "$TMP/mock.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-MOCK_PORT=$(head -n1 "$TMP/mock.port")
-[ -n "$MOCK_PORT" ] || { bad "mockapi did not start"; finish; }
+start_mock || { bad "mockapi did not start"; finish; }
 export WHATSAPP_API_BASE="http://127.0.0.1:$MOCK_PORT/v21.0"
 
 RUN=0
@@ -118,19 +107,9 @@ start_vm() { # starts flowvm, sets VM_PID and URL; log in $TMP/vmN.log
 }
 kill9_vm() { kill -9 "$VM_PID" 2>/dev/null; wait "$VM_PID" 2>/dev/null; VM_PID=""; }
 
-code() { curl -s -m 10 -o "$TMP/resp" -w '%{http_code}' "$@"; }
-sign() { openssl dgst -sha256 -hmac "$SECRET" < "$1" | sed 's/^.*= *//'; }
 post() { code -H 'Content-Type: application/json' -H "X-Hub-Signature-256: sha256=$(sign "$1")" \
            --data-binary @"$1" "$URL/webhook"; }
-envelope() { # FILE WA MESSAGE-JSON
-  printf '{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"%s"},"contacts":[{"profile":{"name":"Ana"},"wa_id":"%s"}],"messages":[%s]},"field":"messages"}]}]}' \
-    "$PNID" "$2" "$3" > "$1"
-}
-sends() { wc -l < "$TMP/record" | tr -d ' '; }
-wait_sends() { # N [TENTHS]: waits for N recorded requests
-  j=0
-  while [ "$(sends)" -lt "$1" ] && [ $j -lt "${2:-100}" ]; do sleep 0.1; j=$((j + 1)); done
-}
+envelope() { wa_envelope "$@"; }
 
 start_vm || { bad "flowvm did not start with Redis"; finish; }
 if grep -q '"store":"redis"' "$LOG"; then ok "listening with the redis store"; else bad "store not redis"; fi

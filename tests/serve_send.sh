@@ -24,10 +24,7 @@ trap 'exit 2' INT TERM HUP
   kill -TERM $$ ) < /dev/null > /dev/null 2>&1 &
 WATCHDOG=$!
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi; }
+. "$(dirname "$0")/serve_lib.sh"
 finish() {
   kill "$WATCHDOG" 2>/dev/null
   echo "$pass passed, $fail failed"
@@ -61,13 +58,7 @@ flow hi {
 FLOW
 "$FLOWC" build "$TMP/hi.flow" -o "$TMP/hi.fbc" || { bad "flowc build"; finish; }
 
-: > "$TMP/record"
-"$MOCK" "$TMP/record" 0 > "$TMP/mock.port" 2> "$TMP/mock.err" &
-MOCK_PID=$!
-i=0
-while [ ! -s "$TMP/mock.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-MOCK_PORT=$(head -n1 "$TMP/mock.port")
-[ -n "$MOCK_PORT" ] || { bad "mockapi did not start"; finish; }
+start_mock || { bad "mockapi did not start"; finish; }
 MOCK_URL="http://127.0.0.1:$MOCK_PORT"
 export WHATSAPP_API_BASE="$MOCK_URL/v21.0"
 inject() { curl -s -m 5 "$MOCK_URL/_mock/$1" > /dev/null; }
@@ -86,7 +77,6 @@ start_vm() {
   URL="http://127.0.0.1:$PORT"
   [ -n "$PORT" ]
 }
-sign() { openssl dgst -sha256 -hmac "$SECRET" < "$1" | sed 's/^.*= *//'; }
 hi() { # WA: the user WA says "hi" (a fresh message id)
   f="$TMP/in.$1"
   printf '{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"%s"},"contacts":[{"profile":{"name":"A"},"wa_id":"%s"}],"messages":[{"from":"%s","id":"wamid.%s.%s","timestamp":"1700000000","type":"text","text":{"body":"hi"}}]},"field":"messages"}]}]}' \
@@ -96,8 +86,6 @@ hi() { # WA: the user WA says "hi" (a fresh message id)
 }
 to_count() { grep -c "\"to\":\"$1\"" "$TMP/record"; }
 fails() { wc -l < "$TMP/record.fail" | tr -d ' '; }
-sends() { wc -l < "$TMP/record" | tr -d ' '; }
-wait_sends() { j=0; while [ "$(sends)" -lt "$1" ] && [ $j -lt "${2:-100}" ]; do sleep 0.1; j=$((j + 1)); done; }
 logc() { grep -c "$1" "$LOG"; }
 
 start_vm || { bad "flowvm did not start"; finish; }

@@ -1,0 +1,37 @@
+# tests/serve_lib.sh: helpers shared by the flowvm end-to-end scripts (tests/serve*.sh),
+# sourced by them after they set TMP (their scratch folder), SECRET (the app secret) and
+# MOCK (the mock Cloud API binary), and define finish. Results go through ok/bad/check,
+# which count into pass and fail.
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+check() { # NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: expected '$2', got '$3'"; fi
+}
+
+# HTTP: the status code of a curl request; the body lands in $TMP/resp.
+code() { curl -s -m 10 -o "$TMP/resp" -w '%{http_code}' "$@"; }
+# The X-Hub-Signature-256 hex digest of a file, as Meta computes it.
+sign() { openssl dgst -sha256 -hmac "$SECRET" < "$1" | sed 's/^.*= *//'; }
+
+# FILE WA MESSAGE-JSON: writes a webhook envelope with one message from WA to PNID.
+wa_envelope() {
+  printf '{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"%s"},"contacts":[{"profile":{"name":"Ana"},"wa_id":"%s"}],"messages":[%s]},"field":"messages"}]}]}' \
+    "$PNID" "$2" "$3" > "$1"
+}
+
+# The mock Cloud API: records requests in $TMP/record. Sets MOCK_PID and MOCK_PORT.
+start_mock() {
+  : > "$TMP/record"
+  "$MOCK" "$TMP/record" 0 > "$TMP/mock.port" 2> "$TMP/mock.err" &
+  MOCK_PID=$!
+  i=0
+  while [ ! -s "$TMP/mock.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+  MOCK_PORT=$(head -n1 "$TMP/mock.port")
+  [ -n "$MOCK_PORT" ]
+}
+sends() { wc -l < "$TMP/record" | tr -d ' '; }
+wait_sends() { # N [TENTHS]: waits (10 s by default) until the mock recorded N requests
+  j=0
+  while [ "$(sends)" -lt "$1" ] && [ $j -lt "${2:-100}" ]; do sleep 0.1; j=$((j + 1)); done
+}
