@@ -180,7 +180,8 @@ static int session(FrAdmin *a, struct evhttp_request *req, const char *pnid, con
     free(bytes);
     FrCommit c;
     memset(&c, 0, sizeof c);
-    c.skey = key; /* no state: the session and its timers are deleted */
+    c.skey = key;
+    c.op = 'd'; /* the session and its timers are deleted */
     int r = fr_store_commit(a->store, &c, wall_ms());
     free(key);
     if (r < 0) return reply_err(req, 503, "store unavailable");

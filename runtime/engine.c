@@ -1,10 +1,15 @@
-/* runtime/engine.c: the session engine of flowvm serve (engine.h): message-id dedup,
- * routing to a flow, fv_resume with the contact and channel context, the atomic commit of
- * the new state with its effects through the store (store.h: memory or Redis), then the
- * outbox: per session, the oldest entry is handed to the sender and removed only when its
- * send completed (sent, or dead-lettered in the store's DLQ), then the next; durable timers polled from the store,
- * actions (failed with "no services configured" in this increment), and log lines for
- * handoff, end, audit and remember.
+/* runtime/engine.c: the session engine of flowvm serve (engine.h). Accepting: each message
+ * of a batch becomes an inbox entry (JSON) for its session, deduplicated by message id, in
+ * one atomic store step that may also hand this process the session's lease. Running: the
+ * lease holder takes the inbox entries oldest first, resumes the session with fv_resume
+ * (starting a flow on a trigger when there is none), commits the new state with its effects
+ * and the entry's removal atomically, then performs the effects from the outbox: per
+ * session, the oldest entry is handed to the sender and removed only when its send
+ * completed (sent, or dead-lettered in the store's DLQ), then the next. The lease is given
+ * back when inbox and outbox are empty. Around that: due timers moved into their inboxes,
+ * leases renewed, sessions whose lease expired (a killed process) taken over, actions
+ * (failed with "no services configured" for now), and log lines for handoff, end, audit
+ * and remember.
  */
 #define _DEFAULT_SOURCE
 #include <fcntl.h>
@@ -21,11 +26,15 @@
 #include "log.h"
 #include "store.h"
 
-#define MAX_FOLLOWUPS 16  /* action results fed back after one event */
-#define POLL_MS 100       /* how often due timers are looked for */
+#define MAX_FOLLOWUPS 16   /* action results fed back after one event */
+#define POLL_MS 100        /* how often due timers are looked for */
+#define READY_MS 1000      /* how often sessions left by others are looked for */
 #define DOWN_BACKOFF_MS 1000
-#define MAX_DUE 64        /* timers fired per poll */
+#define MAX_DUE 64         /* timers fired per poll */
+#define MAX_READY 64       /* sessions claimed per look */
+#define RUN_BATCH 32       /* inbox entries run per session before the others get a turn */
 #define STOP_GRACE_MS 5000 /* at shutdown, how long queued sends may still complete */
+#define DEFAULT_LEASE_MS 10000
 
 struct FrEngine {
   struct event_base *base;
@@ -33,15 +42,24 @@ struct FrEngine {
   int nprogs;
   FrSender *sender;
   FrStore *store;
-  struct event *poll, *sweep;
-  int64_t backoff_until;
-  int need_recover; /* an outbox may hold entries left by a failure */
+  struct event *poll, *sweep, *kick;
+  int64_t backoff_until, next_ready, next_renew;
+  int64_t lease_ms;
+  int need_recover;    /* a store failure left work to look at again */
   uint64_t rng;
+  FrMap *owned;        /* session key -> 1: the leases this process holds */
+  FrMap *queued;       /* session key -> 1: in runq */
+  char **runq;         /* sessions to run (their lease held), oldest first */
+  size_t nrun, caprun;
   FrMap *inflight;     /* session key -> its outbox entry being sent */
   int pipefd[2];       /* the sender writes a byte per completion */
   struct event *wake;  /* on pipefd[0] */
   FrSendDone *later;   /* completions whose store update failed: applied again */
 };
+
+/* The lease owner token of this process: the same for every engine it makes (a reload
+ * keeps its leases), different for every process. */
+static char g_owner[64];
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -63,11 +81,57 @@ static char *session_key(const char *pnid, const char *wa) {
   return k;
 }
 
+/* "PNID:WA" -> the two parts (pnid malloc'd; wa points into skey). -1 when malformed. */
+static int split_key(const char *skey, char **pnid, const char **wa) {
+  const char *colon = strchr(skey, ':');
+  if (!colon) return -1;
+  *pnid = strndup(skey, (size_t)(colon - skey));
+  *wa = colon + 1;
+  return *pnid ? 0 : -1;
+}
+
 static json_t *log_fields(const char *pnid, const char *wa) {
   json_t *f = json_object();
   json_object_set_new(f, "phone_number_id", json_string(pnid ? pnid : ""));
   json_object_set_new(f, "user", fr_log_phone(wa));
   return f;
+}
+
+static void log_store_failed(const char *pnid, const char *wa, const char *what) {
+  json_t *f = log_fields(pnid, wa);
+  json_object_set_new(f, "error", json_string(what));
+  fr_log("store_failed", f);
+}
+
+/* ---- the run queue ---- */
+
+/* Queues skey (whose lease this process holds) to be run by the kick event. */
+static void schedule(FrEngine *e, const char *skey) {
+  if (fr_map_get(e->queued, skey, 0, NULL, NULL, NULL)) return;
+  if (e->nrun == e->caprun) {
+    size_t cap = e->caprun ? e->caprun * 2 : 64;
+    char **nq = realloc(e->runq, cap * sizeof *nq);
+    if (!nq) {
+      e->need_recover = 1;
+      return;
+    }
+    e->runq = nq;
+    e->caprun = cap;
+  }
+  char *k = strdup(skey);
+  if (!k || fr_map_put(e->queued, skey, "", 0, 0, 0) != 0) {
+    free(k);
+    e->need_recover = 1;
+    return;
+  }
+  e->runq[e->nrun++] = k;
+  event_active(e->kick, EV_TIMEOUT, 0);
+}
+
+/* Notes that this process holds skey's lease, and queues the session. */
+static void own(FrEngine *e, const char *skey) {
+  if (fr_map_put(e->owned, skey, "", 0, 0, 0) != 0) e->need_recover = 1;
+  schedule(e, skey);
 }
 
 /* ---- the outbox ---- */
@@ -171,7 +235,9 @@ static int apply_done(FrEngine *e, FrSendDone *d) {
   }
   if (fr_store_outbox_ack(e->store, d->ref, (const char *)v) < 0) return -1;
   fr_map_del(e->inflight, d->ref);
-  if (drain_outbox(e, d->ref) < 0) e->need_recover = 1;
+  int k = drain_outbox(e, d->ref);
+  if (k < 0) e->need_recover = 1;
+  else if (k == 0) schedule(e, d->ref); /* the outbox is empty: run the inbox, or release */
   return 0;
 }
 
@@ -202,30 +268,6 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   while (read(fd, buf, sizeof buf) > 0) {
   }
   apply_completions(arg);
-}
-
-int fr_engine_recover(FrEngine *e) {
-  char **keys = NULL;
-  size_t n = 0;
-  if (fr_store_outbox_keys(e->store, &keys, &n) != 0) return -1;
-  int rc = 0;
-  for (size_t i = 0; i < n; i++) {
-    int k = drain_outbox(e, keys[i]);
-    if (k < 0) {
-      rc = -1;
-      break;
-    }
-    if (k > 0) {
-      json_t *f = json_object();
-      const char *colon = strchr(keys[i], ':');
-      json_object_set_new(f, "user", fr_log_phone(colon ? colon + 1 : keys[i]));
-      json_object_set_new(f, "effects", json_integer(k));
-      fr_log("outbox_replayed", f);
-    }
-  }
-  fr_store_keys_free(keys, n);
-  e->need_recover = rc != 0;
-  return rc;
 }
 
 /* ---- effects ---- */
@@ -264,14 +306,87 @@ static FvValue record2(FvHeap *h, const char *k1, FvValue v1, const char *k2, Fv
   return r;
 }
 
-/* Resumes session s (program prog) with ev, commits the new state with its effects
- * atomically (with the dedup marker of wamid and the removal of the fired timer, when
- * given), performs them, and feeds back failed actions (bounded). Consumes s. Returns 1
- * done, 0 refused by the store (a duplicate, or the timer already handled), -1 store
- * unavailable (nothing of that round committed). */
+
+/* ---- inbox entries ---- */
+
+/* A message's inbox entry: {"k":"msg","w":wamid,"n":name,"e":kind,"t":text,"ti":title,
+ * "d":data}. */
+static char *message_entry(const FrItem *it, const FvEvent *ev) {
+  json_t *o = json_object();
+  json_object_set_new(o, "k", json_string("msg"));
+  json_object_set_new(o, "w", json_string(it->id.p));
+  if (it->name.p) json_object_set_new(o, "n", json_string(it->name.p));
+  json_object_set_new(o, "e", json_integer(ev->kind));
+  if (ev->text) json_object_set_new(o, "t", json_stringn(ev->text, ev->text_len));
+  if (ev->title) json_object_set_new(o, "ti", json_stringn(ev->title, ev->title_len));
+  if (ev->data.type != FV_T_UNSET) {
+    char *d = fv_value_to_json(ev->data);
+    json_t *dj = d ? json_loads(d, JSON_DECODE_ANY, NULL) : NULL;
+    free(d);
+    if (!dj) {
+      json_decref(o);
+      return NULL;
+    }
+    json_object_set_new(o, "d", dj);
+  }
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return s;
+}
+
+static char *timer_entry(uint32_t id) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "{\"k\":\"timeout\",\"id\":%u}", (unsigned)id);
+  return strdup(buf);
+}
+
+/* An entry decoded back into an event (borrowing from o; data made in h). 0, or -1 when
+ * the entry is not one of ours. */
+static int entry_event(json_t *o, FvHeap *h, FvEvent *ev, const char **name) {
+  memset(ev, 0, sizeof *ev);
+  ev->data = fv_unset();
+  *name = NULL;
+  const char *k = json_string_value(json_object_get(o, "k"));
+  if (!k) return -1;
+  if (strcmp(k, "timeout") == 0) {
+    json_t *id = json_object_get(o, "id");
+    if (!json_is_integer(id)) return -1;
+    ev->kind = FV_EV_TIMEOUT;
+    ev->timer_id = (uint32_t)json_integer_value(id);
+    return 0;
+  }
+  if (strcmp(k, "msg") != 0) return -1;
+  json_t *kind = json_object_get(o, "e");
+  if (!json_is_integer(kind)) return -1;
+  ev->kind = (FvEventKind)json_integer_value(kind);
+  json_t *t = json_object_get(o, "t"), *ti = json_object_get(o, "ti"), *d = json_object_get(o, "d");
+  if (json_is_string(t)) {
+    ev->text = json_string_value(t);
+    ev->text_len = json_string_length(t);
+  }
+  if (json_is_string(ti)) {
+    ev->title = json_string_value(ti);
+    ev->title_len = json_string_length(ti);
+  }
+  *name = json_string_value(json_object_get(o, "n"));
+  if (d) {
+    char *js = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+    char err[128];
+    int r = js ? fv_value_from_json(h, js, strlen(js), &ev->data, err, sizeof err) : -1;
+    free(js);
+    if (r != 0) return -1;
+  }
+  return 0;
+}
+
+/* ---- running a session ---- */
+
+/* Resumes session s (program prog) with ev, commits the new state with its effects and the
+ * consumption of the inbox entry head atomically, performs them, and feeds back failed
+ * actions (bounded). Consumes s. Returns 1 done, 0 refused by the store (the lease lost),
+ * -1 store unavailable (nothing of the first round committed). */
 static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, const char *wa,
-                            int prog, FvSession *s, FvEvent *ev, const char *wamid,
-                            const uint32_t *fired) {
+                            int prog, FvSession *s, FvEvent *ev, const char *head) {
   const FvProgram *p = e->progs[prog];
   char pending_key[128];
   int rc = 1;
@@ -292,9 +407,7 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
     size_t blen = 0;
     if (st == FV_WAITING) bytes = fv_session_encode(s, &blen);
     if (!ops || !out || (st == FV_WAITING && !bytes)) {
-      json_t *f = log_fields(pnid, wa);
-      json_object_set_new(f, "error", json_string("out of memory"));
-      fr_log("store_failed", f);
+      log_store_failed(pnid, wa, "out of memory");
       free(ops);
       free(out);
       free(bytes);
@@ -322,19 +435,15 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
         ops[nops++] = (FrTimerOp){'c', fx->timer_id, 0};
       }
     }
-    FrCommit c = {key, round == 0 ? wamid : NULL, round == 0 && fired, fired ? *fired : 0,
-                  ops, nops, bytes, blen, prog, out, nout};
+    FrCommit c = {key, g_owner, round == 0 ? head : NULL, e->lease_ms,
+                  st == FV_WAITING ? 's' : 'd', ops, nops, bytes, blen, prog, out, nout};
     int cr = fr_store_commit(e->store, &c, now_ms());
     for (size_t i = 0; i < nout; i++) free(out[i]);
     free(out);
     free(ops);
     free(bytes);
     if (cr != 1) {
-      if (cr < 0) {
-        json_t *f = log_fields(pnid, wa);
-        json_object_set_new(f, "error", json_string("could not commit the session"));
-        fr_log("store_failed", f);
-      }
+      if (cr < 0) log_store_failed(pnid, wa, "could not commit the session");
       fv_result_clear(&res);
       rc = round == 0 ? cr : -1;
       break;
@@ -382,48 +491,57 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
   return rc;
 }
 
-/* Runs one event for the session (pnid, wa): resumes the stored session if there is one;
- * otherwise, for a user message, starts the flow its text routes to. name: the contact's
- * profile name (may be NULL). wamid: the message id to mark as seen with the commit (NULL
- * for a timer); fired: the timer that fired (NULL for a message). Returns 1 handled (or
- * nothing to do), 0 refused as already handled, -1 store unavailable. */
-static int run_event(FrEngine *e, const char *pnid, const char *wa, const char *name,
-                     FvEvent *ev, const char *wamid, const uint32_t *fired) {
-  char *key = session_key(pnid, wa);
-  if (!key) return -1;
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  int prog = -1;
-  int got = fr_store_load(e->store, key, &bytes, &len, &prog);
-  if (got < 0) {
-    free(key);
-    return -1;
+/* Consumes the inbox entry head without running anything (no route, a stale timer, an
+ * entry that is not ours). 1, 0 lease lost, -1 store unavailable. */
+static int consume(FrEngine *e, const char *key, const char *head) {
+  FrCommit c;
+  memset(&c, 0, sizeof c);
+  c.skey = key;
+  c.owner = g_owner;
+  c.head = head;
+  c.lease_ms = e->lease_ms;
+  c.op = 'k';
+  return fr_store_commit(e->store, &c, now_ms());
+}
+
+/* Runs one inbox entry of the session key, whose state (bytes, or none) came with it.
+ * Returns 1 done, 0 the lease was lost, -1 store unavailable. */
+static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *bytes,
+                     size_t len, int prog) {
+  char *pnid = NULL;
+  const char *wa = NULL;
+  if (split_key(key, &pnid, &wa) != 0) return -1;
+  json_t *o = json_loads(head, 0, NULL);
+  FvHeap *h = fv_heap_new(0);
+  FvEvent ev;
+  const char *name = NULL;
+  int r = -1;
+  if (!h) goto out;
+  if (!o || entry_event(o, h, &ev, &name) != 0) {
+    json_t *f = log_fields(pnid, wa);
+    json_object_set_new(f, "error", json_string("unknown inbox entry"));
+    fr_log("inbox_skipped", f);
+    r = consume(e, key, head);
+    goto out;
   }
-  if (got && prog >= 0 && prog < e->nprogs) {
+  if (bytes && prog >= 0 && prog < e->nprogs) {
     char err[256];
     FvSession *s = fv_session_decode(e->progs[prog], bytes, len, err, sizeof err);
-    free(bytes);
     if (s) {
-      int r = resume_and_apply(e, key, pnid, wa, prog, s, ev, wamid, fired);
-      free(key);
-      return r;
+      r = resume_and_apply(e, key, pnid, wa, prog, s, &ev, head);
+      goto out;
     }
     json_t *f = log_fields(pnid, wa);
     json_object_set_new(f, "error", json_string(err));
     fr_log("session_dropped", f);
-    FrCommit c;
-    memset(&c, 0, sizeof c);
-    c.skey = key; /* state NULL: delete it and its timers */
-    if (fr_store_commit(e->store, &c, now_ms()) < 0) {
-      free(key);
-      return -1;
-    }
-  } else {
-    free(bytes);
+  } else if (bytes) {
+    json_t *f = log_fields(pnid, wa);
+    json_object_set_new(f, "error", json_string("the session's program is not loaded"));
+    fr_log("session_dropped", f);
   }
   /* no session: only a text (or a button whose title is a trigger) starts one */
-  const char *t = ev->kind == FV_EV_TEXT ? ev->text : ev->kind == FV_EV_BUTTON ? ev->title : NULL;
-  size_t tl = ev->kind == FV_EV_TEXT ? ev->text_len : ev->title_len;
+  const char *t = ev.kind == FV_EV_TEXT ? ev.text : ev.kind == FV_EV_BUTTON ? ev.title : NULL;
+  size_t tl = ev.kind == FV_EV_TEXT ? ev.text_len : ev.title_len;
   int flow = -1;
   prog = -1;
   for (int i = 0; t && i < e->nprogs && flow < 0; i++) {
@@ -431,26 +549,24 @@ static int run_event(FrEngine *e, const char *pnid, const char *wa, const char *
     if (flow >= 0) prog = i;
   }
   if (flow < 0) {
-    int r = 1;
-    if (fired) r = fr_store_timer_del(e->store, key, *fired) < 0 ? -1 : 1;
-    else if (wamid) r = fr_store_mark(e->store, key, wamid, now_ms()) < 0 ? -1 : 1;
-    if (r > 0 && !fired) {
+    if (ev.kind != FV_EV_TIMEOUT) {
       json_t *f = log_fields(pnid, wa);
-      json_object_set_new(f, "kind", json_integer(ev->kind));
+      json_object_set_new(f, "kind", json_integer(ev.kind));
       fr_log("no_route", f);
     }
-    free(key);
-    return r;
+    FrCommit c; /* a dropped session is deleted with its timers; else nothing changes */
+    memset(&c, 0, sizeof c);
+    c.skey = key;
+    c.owner = g_owner;
+    c.head = head;
+    c.lease_ms = e->lease_ms;
+    c.op = bytes ? 'd' : 'k';
+    r = fr_store_commit(e->store, &c, now_ms());
+    goto out;
   }
   const FvProgram *p = e->progs[prog];
   FvSession *s = fv_session_new(p, key);
-  FvHeap *h = fv_heap_new(0);
-  if (!s || !h) {
-    if (s) fv_session_free(s);
-    if (h) fv_heap_free(h);
-    free(key);
-    return -1;
-  }
+  if (!s) goto out;
   fv_session_set_context(s, FV_CTX_CONTACT, record2(h, "name", text_val(h, name ? name : ""),
                                                     "wa_id", text_val(h, wa)));
   fv_session_set_context(s, FV_CTX_CHANNEL, record2(h, "type", text_val(h, "whatsapp"),
@@ -465,24 +581,91 @@ static int run_event(FrEngine *e, const char *pnid, const char *wa, const char *
   json_t *f = log_fields(pnid, wa);
   json_object_set_new(f, "flow", json_string(fv_program_flow_name(p, flow)));
   fr_log("session_started", f);
-  int r = resume_and_apply(e, key, pnid, wa, prog, s, &st, wamid, fired);
-  /* the session copied the context into its own heap; contexts and values of h are gone */
-  fv_heap_free(h);
-  free(key);
+  r = resume_and_apply(e, key, pnid, wa, prog, s, &st, head);
+out:
+  /* the session copied what it keeps into its own heap */
+  if (h) {
+    fv_value_release(ev.data);
+    fv_heap_free(h);
+  }
+  json_decref(o);
+  free(pnid);
   return r;
+}
+
+/* Runs the session key (this process holds its lease): its inbox entries, oldest first (at
+ * most RUN_BATCH, then it queues itself again), then gives the lease back when inbox and
+ * outbox are empty and no send is in flight. */
+static void run_session(FrEngine *e, const char *key) {
+  if (!fr_map_get(e->owned, key, 0, NULL, NULL, NULL)) return;
+  for (int i = 0; i < RUN_BATCH; i++) {
+    char *head = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int prog = -1;
+    int r = fr_store_next(e->store, key, g_owner, &head, &bytes, &len, &prog);
+    if (r == 1) r = run_entry(e, key, head, bytes, len, prog);
+    free(head);
+    free(bytes);
+    if (r == 1) continue;
+    if (r < 0 && r != -2) {
+      e->need_recover = 1; /* tried again by the poll */
+      return;
+    }
+    if (r != 0 || fr_store_next(e->store, key, g_owner, &head, &bytes, &len, &prog) == -2) {
+      free(head);
+      free(bytes);
+      json_t *f = json_object();
+      json_object_set_new(f, "session", fr_log_phone(key));
+      fr_log("lease_lost", f);
+      fr_map_del(e->owned, key); /* another process runs it now */
+      return;
+    }
+    free(head);
+    free(bytes);
+    /* the inbox is empty */
+    if (fr_map_get(e->inflight, key, 0, NULL, NULL, NULL)) return; /* its completion comes back */
+    int d = drain_outbox(e, key);
+    if (d != 0) {
+      if (d < 0) e->need_recover = 1;
+      return;
+    }
+    int rel = fr_store_release(e->store, key, g_owner);
+    if (rel == 1 || rel == -2) {
+      fr_map_del(e->owned, key);
+      return;
+    }
+    if (rel < 0) {
+      e->need_recover = 1;
+      return;
+    }
+    /* rel == 0: work arrived meanwhile: go on */
+  }
+  schedule(e, key);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  FrEngine *e = arg;
+  /* run what is queued now; sessions queued while running wait for the next kick */
+  size_t n = e->nrun;
+  char **q = e->runq;
+  e->runq = NULL;
+  e->nrun = e->caprun = 0;
+  for (size_t i = 0; i < n; i++) fr_map_del(e->queued, q[i]);
+  for (size_t i = 0; i < n; i++) {
+    run_session(e, q[i]);
+    free(q[i]);
+  }
+  free(q);
 }
 
 /* ---- batches ---- */
 
 static const char *str(const FrStr *s) { return s->p ? s->p : ""; }
 
-static void log_duplicate(const FrItem *it) {
-  json_t *f = log_fields(it->phone_number_id.p, it->from.p);
-  json_object_set_new(f, "wamid", json_string(it->id.p));
-  fr_log("duplicate", f);
-}
-
-/* Returns 0, or -1 when the store is unavailable (the item is not handled). */
+/* Accepts one item. Returns 0, or -1 when the store is unavailable (not accepted). */
 static int process_item(FrEngine *e, const FrItem *it) {
   switch (it->kind) {
   case FR_ITEM_MESSAGE: {
@@ -490,29 +673,29 @@ static int process_item(FrEngine *e, const FrItem *it) {
       fr_log("message_unkeyed", NULL);
       return 0;
     }
+    FvEvent ev;
+    memset(&ev, 0, sizeof ev);
+    int has_event = fr_item_event(it, &ev) == 0;
     char *key = session_key(it->phone_number_id.p, it->from.p);
-    if (!key) return -1;
-    int seen = fr_store_seen(e->store, key, it->id.p, now_ms());
-    if (seen != 0) {
+    char *entry = has_event ? message_entry(it, &ev) : strdup("{\"k\":\"none\"}");
+    if (!key || !entry) {
       free(key);
-      if (seen > 0) log_duplicate(it);
-      return seen < 0 ? -1 : 0;
+      free(entry);
+      return -1;
+    }
+    int r = fr_store_enqueue(e->store, key, it->id.p, entry, g_owner, now_ms(), e->lease_ms);
+    free(entry);
+    if (r < 0) {
+      free(key);
+      return -1;
     }
     json_t *f = log_fields(it->phone_number_id.p, it->from.p);
     json_object_set_new(f, "wamid", json_string(it->id.p));
-    json_object_set_new(f, "type", json_string(str(&it->type)));
-    fr_log("message", f);
-    FvEvent ev;
-    memset(&ev, 0, sizeof ev);
-    if (fr_item_event(it, &ev) != 0) {
-      int r = fr_store_mark(e->store, key, it->id.p, now_ms());
-      free(key);
-      return r < 0 ? -1 : 0;
-    }
+    if (!(r & FR_ENQ_DUP)) json_object_set_new(f, "type", json_string(str(&it->type)));
+    fr_log(r & FR_ENQ_DUP ? "duplicate" : "message", f);
+    if (r & FR_ENQ_RUN) own(e, key);
     free(key);
-    int r = run_event(e, it->phone_number_id.p, it->from.p, it->name.p, &ev, it->id.p, NULL);
-    if (r == 0) log_duplicate(it);
-    return r < 0 ? -1 : 0;
+    return 0;
   }
   case FR_ITEM_STATUS: {
     json_t *f = json_object();
@@ -546,30 +729,90 @@ int fr_engine_process(FrEngine *e, FrBatch *batch) {
   return rc;
 }
 
-/* ---- timers ---- */
+/* ---- timers, leases, takeover ---- */
 
-static void fire_timer(FrEngine *e, const FrDue *d, int *failed) {
-  const char *colon = strchr(d->skey, ':');
-  if (!colon) {
-    if (fr_store_timer_del(e->store, d->skey, d->id) < 0) *failed = 1;
-    return;
+/* Moves the due timers into their sessions' inboxes. 0, or -1 when the store failed. */
+static int fire_due(FrEngine *e, int64_t now) {
+  FrDue *due = NULL;
+  size_t n = 0;
+  if (fr_store_due(e->store, now, MAX_DUE, &due, &n) != 0) return -1;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    char *entry = timer_entry(due[i].id);
+    int r = entry ? fr_store_fire(e->store, due[i].skey, due[i].id, entry, g_owner, now,
+                                  e->lease_ms)
+                  : -1;
+    free(entry);
+    if (r < 0) {
+      rc = -1;
+    } else if (!(r & FR_ENQ_GONE)) {
+      char *pnid = NULL;
+      const char *wa = NULL;
+      if (split_key(due[i].skey, &pnid, &wa) == 0) {
+        json_t *f = log_fields(pnid, wa);
+        json_object_set_new(f, "timer", json_integer(due[i].id));
+        fr_log("timer_fired", f);
+      }
+      free(pnid);
+      if (r & FR_ENQ_RUN) own(e, due[i].skey);
+    }
   }
-  char *pnid = strndup(d->skey, (size_t)(colon - d->skey));
-  const char *wa = colon + 1;
-  if (!pnid) {
-    *failed = 1;
-    return;
+  fr_store_due_free(due, n);
+  return rc;
+}
+
+/* Claims the sessions of the attention set due before horizon (work nobody runs: left by a
+ * killed process, or by this one before a restart). 0, or -1 when the store failed. */
+static int take_over(FrEngine *e, int64_t now, int64_t horizon) {
+  char **keys = NULL;
+  size_t n = 0;
+  if (fr_store_ready(e->store, horizon, MAX_READY, &keys, &n) != 0) return -1;
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    if (fr_map_get(e->owned, keys[i], 0, NULL, NULL, NULL)) continue;
+    int r = fr_store_claim(e->store, keys[i], g_owner, now, e->lease_ms);
+    if (r < 0) rc = -1;
+    if (r == 1) {
+      json_t *f = json_object();
+      json_object_set_new(f, "session", fr_log_phone(keys[i]));
+      fr_log("session_claimed", f);
+      own(e, keys[i]);
+    }
   }
-  json_t *f = log_fields(pnid, wa);
-  json_object_set_new(f, "timer", json_integer(d->id));
-  fr_log("timer_fired", f);
-  FvEvent ev;
-  memset(&ev, 0, sizeof ev);
-  ev.kind = FV_EV_TIMEOUT;
-  ev.timer_id = d->id;
-  ev.data = fv_unset();
-  if (run_event(e, pnid, wa, NULL, &ev, NULL, &d->id) < 0) *failed = 1;
-  free(pnid);
+  fr_store_keys_free(keys, n);
+  return rc;
+}
+
+/* Renews the leases held; drops the lost ones; queues those whose inbox got entries from
+ * another process while a send was in flight. Also runs again every owned session after a
+ * store failure. 0, or -1 when the store failed. */
+static int renew(FrEngine *e, int64_t now, int rerun) {
+  char **keys = NULL;
+  size_t n = 0;
+  if (fr_map_keys(e->owned, &keys, &n) != 0) return -1;
+  long *left = calloc(n ? n : 1, sizeof *left);
+  int rc = left ? fr_store_renew(e->store, keys, n, g_owner, now, e->lease_ms, left) : -1;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    if (left[i] < 0) {
+      json_t *f = json_object();
+      json_object_set_new(f, "session", fr_log_phone(keys[i]));
+      fr_log("lease_lost", f);
+      fr_map_del(e->owned, keys[i]);
+    } else if (!fr_map_get(e->inflight, keys[i], 0, NULL, NULL, NULL) && (left[i] > 0 || rerun)) {
+      schedule(e, keys[i]);
+    }
+  }
+  free(left);
+  fr_store_keys_free(keys, n);
+  return rc;
+}
+
+int fr_engine_recover(FrEngine *e) {
+  int64_t now = now_ms();
+  /* also this process's own live leases (a reload): claimed again at once */
+  int rc = take_over(e, now, now + e->lease_ms);
+  e->need_recover = rc != 0;
+  return rc;
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
@@ -580,12 +823,20 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
   if (now < e->backoff_until) return;
   int failed = 0;
   if (e->later) apply_completions(e);
-  if (e->need_recover && fr_engine_recover(e) != 0) failed = 1;
-  FrDue *due = NULL;
-  size_t n = 0;
-  if (!failed && fr_store_due(e->store, now, MAX_DUE, &due, &n) != 0) failed = 1;
-  for (size_t i = 0; i < n && !failed; i++) fire_timer(e, &due[i], &failed);
-  fr_store_due_free(due, n);
+  if (e->need_recover) {
+    e->need_recover = 0;
+    if (renew(e, now, 1) != 0 || take_over(e, now, now) != 0) failed = 1;
+    e->next_renew = now + e->lease_ms / 3;
+  }
+  if (!failed && fire_due(e, now) != 0) failed = 1;
+  if (!failed && now >= e->next_renew) {
+    if (renew(e, now, 0) != 0) failed = 1;
+    e->next_renew = now + e->lease_ms / 3;
+  }
+  if (!failed && now >= e->next_ready) {
+    if (take_over(e, now, now) != 0) failed = 1;
+    e->next_ready = now + READY_MS;
+  }
   if (failed) {
     e->backoff_until = now + DOWN_BACKOFF_MS; /* the timers stay due; tried again */
     e->need_recover = 1;
@@ -604,20 +855,42 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
   }
 }
 
+static void make_owner(void) {
+  if (g_owner[0]) return;
+  const char *node = getenv("FLOWVM_NODE_ID");
+  char host[40] = "";
+  gethostname(host, sizeof host - 1);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  unsigned long long r = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 20);
+  if (node && *node) snprintf(g_owner, sizeof g_owner, "%.60s", node);
+  else snprintf(g_owner, sizeof g_owner, "%.30s:%d:%llx", host, (int)getpid(), r & 0xffffffull);
+}
+
+const char *fr_engine_owner(void) {
+  make_owner();
+  return g_owner;
+}
+
 FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
                         FrSender *sender, FrStore *store) {
   FrEngine *e = calloc(1, sizeof *e);
   if (!e) return NULL;
+  make_owner();
   e->base = base;
   e->progs = progs;
   e->nprogs = n;
   e->sender = sender;
   e->store = store;
-  e->need_recover = 1;
+  e->need_recover = 0;
+  const char *lm = getenv("FLOWVM_LEASE_MS");
+  e->lease_ms = lm && atoll(lm) >= 300 ? atoll(lm) : DEFAULT_LEASE_MS;
   e->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
   e->pipefd[0] = e->pipefd[1] = -1;
   e->inflight = fr_map_new();
-  if (!e->inflight || pipe(e->pipefd) != 0) {
+  e->owned = fr_map_new();
+  e->queued = fr_map_new();
+  if (!e->inflight || !e->owned || !e->queued || pipe(e->pipefd) != 0) {
     fr_engine_free(e);
     return NULL;
   }
@@ -628,7 +901,8 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
   e->wake = event_new(base, e->pipefd[0], EV_READ | EV_PERSIST, on_wake, e);
   e->poll = event_new(base, -1, EV_PERSIST, on_poll, e);
   e->sweep = event_new(base, -1, EV_PERSIST, on_sweep, e);
-  if (!e->poll || !e->sweep || !e->wake) {
+  e->kick = event_new(base, -1, 0, on_kick, e);
+  if (!e->poll || !e->sweep || !e->wake || !e->kick) {
     fr_engine_free(e);
     return NULL;
   }
@@ -656,9 +930,14 @@ void fr_engine_free(FrEngine *e) {
   }
   fr_sender_done_free(e->later);
   if (e->inflight) fr_map_free(e->inflight);
+  if (e->owned) fr_map_free(e->owned);
+  if (e->queued) fr_map_free(e->queued);
+  for (size_t i = 0; i < e->nrun; i++) free(e->runq[i]);
+  free(e->runq);
   for (int i = 0; i < 2; i++)
     if (e->pipefd[i] >= 0) close(e->pipefd[i]);
   if (e->poll) event_free(e->poll);
   if (e->sweep) event_free(e->sweep);
+  if (e->kick) event_free(e->kick);
   free(e);
 }

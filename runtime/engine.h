@@ -1,9 +1,12 @@
-/* runtime/engine.h: the session engine of flowvm serve: runs decoded webhook batches, item
- * by item in arrival order, on the event loop's thread: dedup by message id (7 days), start
- * by trigger or resume the waiting session, commit the new state with its effects
- * atomically in the store (memory or Redis, store.h), then perform the effects from the
- * outbox (sends through the Cloud API sender); durable timers polled from the store;
- * handoff/end/audit/remember logged, actions failed for now.
+/* runtime/engine.h: the session engine of flowvm serve, on the event loop's thread. It
+ * accepts decoded webhook batches into the sessions' inboxes (dedup by message id, 7 days)
+ * and runs the sessions whose lease it holds: start by trigger or resume the waiting
+ * session, commit the new state with its effects atomically in the store (memory or Redis,
+ * store.h), then perform the effects from the outbox (sends through the Cloud API sender).
+ * Several processes share one Redis: each session is run by one lease holder at a time, in
+ * inbox order; a killed process's sessions are taken over when its leases expire. Durable
+ * timers are polled from the store; handoff/end/audit/remember logged, actions failed for
+ * now.
  */
 #ifndef FR_ENGINE_H
 #define FR_ENGINE_H
@@ -21,13 +24,16 @@ typedef struct FrEngine FrEngine;
  * borrowed. Starts the timer poll on base. */
 FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
                         FrSender *sender, FrStore *store);
-/* Processes a batch now (consumes it). Returns 0, or -1 when the store became unavailable:
- * the items from the failing one on were not handled (answer 503 so that Meta retries;
- * the handled ones are deduplicated then). */
+/* Accepts a batch (consumes it): every message is in its session's inbox when this
+ * returns 0; the sessions run right after, on the loop. -1 when the store became
+ * unavailable: the items from the failing one on were not accepted (answer 503 so that
+ * Meta retries; the accepted ones are deduplicated then). */
 int fr_engine_process(FrEngine *e, FrBatch *batch);
-/* Performs what the outboxes hold (left by a crash or a store failure). 0, or -1 when the
- * store failed (tried again by the timer poll). */
+/* Claims the sessions that have work and no live lease but this process's (what a crash or
+ * a reload left). 0, or -1 when the store failed (tried again by the poll). */
 int fr_engine_recover(FrEngine *e);
+/* This process's lease owner token (FLOWVM_NODE_ID, else host:pid:random). */
+const char *fr_engine_owner(void);
 void fr_engine_free(FrEngine *e);
 
 #endif

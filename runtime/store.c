@@ -1,7 +1,8 @@
 /* runtime/store.c: the embedded in-memory store of flowvm serve (store.h): the key/value map
  * (chained hashing with FNV-1a, doubling when the load passes 1, lazy and swept expiry), the
- * FrStore dispatch, and the memory implementation of FrStore (sessions and dedup markers in
- * maps, the outbox as one FIFO, timers as a list). Nothing survives the process.
+ * FrStore dispatch, and the memory implementation of FrStore (per session one record with
+ * its inbox, outbox, lease and state, in a map; dedup markers in a map; timers as a list).
+ * Nothing survives the process.
  */
 #define _DEFAULT_SOURCE
 #include <stdio.h>
@@ -158,6 +159,19 @@ size_t fr_map_prune(FrMap *m, int64_t now_ms) {
 
 size_t fr_map_size(const FrMap *m) { return m->n; }
 
+int fr_map_keys(const FrMap *m, char ***keys, size_t *n) {
+  *keys = NULL;
+  *n = 0;
+  if (!m->n) return 0;
+  char **k = calloc(m->n, sizeof *k);
+  if (!k) return -1;
+  for (size_t i = 0; i < m->nb; i++)
+    for (Ent *e = m->b[i]; e; e = e->next)
+      if ((k[*n] = strdup(e->key))) (*n)++;
+  *keys = k;
+  return 0;
+}
+
 /* ---- the FrStore dispatch ---- */
 
 void fr_store_free(FrStore *s) {
@@ -167,8 +181,38 @@ const char *fr_store_kind(const FrStore *s) { return s->ops->kind; }
 int fr_store_seen(FrStore *s, const char *skey, const char *wamid, int64_t now_ms) {
   return s->ops->seen(s, skey, wamid, now_ms);
 }
-int fr_store_mark(FrStore *s, const char *skey, const char *wamid, int64_t now_ms) {
-  return s->ops->mark(s, skey, wamid, now_ms);
+int fr_store_enqueue(FrStore *s, const char *skey, const char *wamid, const char *entry,
+                     const char *owner, int64_t now_ms, int64_t lease_ms) {
+  return s->ops->enqueue(s, skey, wamid, entry, owner, now_ms, lease_ms);
+}
+int fr_store_fire(FrStore *s, const char *skey, uint32_t id, const char *entry,
+                  const char *owner, int64_t now_ms, int64_t lease_ms) {
+  return s->ops->fire(s, skey, id, entry, owner, now_ms, lease_ms);
+}
+int fr_store_claim(FrStore *s, const char *skey, const char *owner, int64_t now_ms,
+                   int64_t lease_ms) {
+  return s->ops->claim(s, skey, owner, now_ms, lease_ms);
+}
+int fr_store_next(FrStore *s, const char *skey, const char *owner, char **entry,
+                  uint8_t **bytes, size_t *len, int *prog) {
+  *entry = NULL;
+  *bytes = NULL;
+  *len = 0;
+  *prog = -1;
+  return s->ops->next(s, skey, owner, entry, bytes, len, prog);
+}
+int fr_store_release(FrStore *s, const char *skey, const char *owner) {
+  return s->ops->release(s, skey, owner);
+}
+int fr_store_renew(FrStore *s, char *const *skeys, size_t n, const char *owner,
+                   int64_t now_ms, int64_t lease_ms, long *left) {
+  for (size_t i = 0; i < n; i++) left[i] = -1;
+  return n ? s->ops->renew(s, skeys, n, owner, now_ms, lease_ms, left) : 0;
+}
+int fr_store_ready(FrStore *s, int64_t now_ms, size_t max, char ***keys, size_t *n) {
+  *keys = NULL;
+  *n = 0;
+  return s->ops->ready(s, now_ms, max, keys, n);
 }
 int fr_store_load(FrStore *s, const char *skey, uint8_t **bytes, size_t *len, int *prog) {
   return s->ops->load(s, skey, bytes, len, prog);
@@ -179,7 +223,6 @@ int fr_store_commit(FrStore *s, const FrCommit *c, int64_t now_ms) {
 int fr_store_outbox_first(FrStore *s, const char *skey, char **entry) {
   return s->ops->outbox_first(s, skey, entry);
 }
-int fr_store_outbox_pop(FrStore *s, const char *skey) { return s->ops->outbox_pop(s, skey); }
 int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry) {
   return s->ops->outbox_ack(s, skey, entry);
 }
@@ -187,9 +230,7 @@ int fr_store_dlq_push(FrStore *s, const char *entry) { return s->ops->dlq_push(s
 int fr_store_dlq_list(FrStore *s, size_t max, char ***entries, size_t *n) {
   return s->ops->dlq_list(s, max, entries, n);
 }
-int fr_store_outbox_keys(FrStore *s, char ***keys, size_t *n) {
-  return s->ops->outbox_keys(s, keys, n);
-}
+int fr_store_dlq_remove(FrStore *s, const char *entry) { return s->ops->dlq_remove(s, entry); }
 void fr_store_keys_free(char **keys, size_t n) {
   for (size_t i = 0; i < n; i++) free(keys[i]);
   free(keys);
@@ -201,17 +242,62 @@ void fr_store_due_free(FrDue *due, size_t n) {
   for (size_t i = 0; i < n; i++) free(due[i].skey);
   free(due);
 }
-int fr_store_timer_del(FrStore *s, const char *skey, uint32_t id) {
-  return s->ops->timer_del(s, skey, id);
-}
 size_t fr_store_sweep(FrStore *s, int64_t now_ms) { return s->ops->sweep(s, now_ms); }
 
 /* ---- the memory implementation ---- */
 
-typedef struct MemOut {
-  struct MemOut *next;
-  char *skey, *entry;
-} MemOut;
+/* A FIFO of strings. */
+typedef struct {
+  char **v;
+  size_t head, n, cap;
+} MemQ;
+
+/* Makes room for k more strings at the tail: 0, or -1 when out of memory. */
+static int q_reserve(MemQ *q, size_t k) {
+  if (q->head + q->n + k <= q->cap) return 0;
+  if (q->head > 0) {
+    memmove(q->v, q->v + q->head, q->n * sizeof *q->v);
+    q->head = 0;
+  }
+  if (q->n + k <= q->cap) return 0;
+  size_t cap = q->cap ? q->cap : 4;
+  while (cap < q->n + k) cap *= 2;
+  char **nv = realloc(q->v, cap * sizeof *nv);
+  if (!nv) return -1;
+  q->v = nv;
+  q->cap = cap;
+  return 0;
+}
+
+static int q_push(MemQ *q, char *str) {
+  if (q_reserve(q, 1) != 0) return -1;
+  q->v[q->head + q->n++] = str;
+  return 0;
+}
+
+static const char *q_first(const MemQ *q) { return q->n ? q->v[q->head] : NULL; }
+
+static void q_pop(MemQ *q) {
+  if (!q->n) return;
+  free(q->v[q->head]);
+  q->head++;
+  if (--q->n == 0) q->head = 0;
+}
+
+static void q_free(MemQ *q) {
+  while (q->n) q_pop(q);
+  free(q->v);
+}
+
+/* Everything of one session; kept by pointer in the sess map, dropped when empty. */
+typedef struct {
+  MemQ inbox, outbox;
+  char *owner; /* the lease: its holder and expiry */
+  int64_t lease_until;
+  uint8_t *state;
+  size_t len;
+  int prog, has;
+} MemSess;
 
 typedef struct MemTimer {
   struct MemTimer *next;
@@ -222,8 +308,7 @@ typedef struct MemTimer {
 
 typedef struct {
   FrStore base;
-  FrMap *sessions, *dedup;
-  MemOut *out, *out_tail;
+  FrMap *sess, *dedup;
   MemTimer *timers;
   char **dlq; /* the dead letters, oldest first */
   size_t ndlq, capdlq;
@@ -236,19 +321,87 @@ static char *dedup_key(const char *skey, const char *wamid) {
   return k;
 }
 
+static MemSess *sess_get(MemStore *s, const char *skey) {
+  const uint8_t *v;
+  size_t n;
+  if (!fr_map_get(s->sess, skey, 0, &v, &n, NULL) || n != sizeof(MemSess *)) return NULL;
+  MemSess *m;
+  memcpy(&m, v, sizeof m);
+  return m;
+}
+
+static MemSess *sess_make(MemStore *s, const char *skey) {
+  MemSess *m = sess_get(s, skey);
+  if (m) return m;
+  m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->prog = -1;
+  if (fr_map_put(s->sess, skey, &m, sizeof m, 0, 0) != 0) {
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+static void sess_free(MemSess *m) {
+  q_free(&m->inbox);
+  q_free(&m->outbox);
+  free(m->owner);
+  free(m->state);
+  free(m);
+}
+
+/* Drops a session that holds nothing any more. */
+static void sess_gc(MemStore *s, const char *skey, MemSess *m) {
+  if (m->has || m->inbox.n || m->outbox.n || m->owner) return;
+  fr_map_del(s->sess, skey);
+  sess_free(m);
+}
+
+static void timer_del(MemStore *s, const char *skey, uint32_t id, int all) {
+  MemTimer **pp = &s->timers;
+  while (*pp) {
+    MemTimer *t = *pp;
+    if ((all || t->id == id) && strcmp(t->skey, skey) == 0) {
+      *pp = t->next;
+      free(t->skey);
+      free(t);
+    } else {
+      pp = &t->next;
+    }
+  }
+}
+
+/* The lease step of enqueue, fire and claim: 1 taken (or renewed), 0 not. */
+static int lease_take(MemSess *m, const char *owner, int64_t now_ms, int64_t lease_ms) {
+  if (!m->inbox.n && !m->outbox.n) return 0;
+  if (m->owner && m->lease_until > now_ms && strcmp(m->owner, owner) != 0) return 0;
+  if (!m->owner || strcmp(m->owner, owner) != 0) {
+    char *o = strdup(owner);
+    if (!o) return 0;
+    free(m->owner);
+    m->owner = o;
+  }
+  m->lease_until = now_ms + lease_ms;
+  return 1;
+}
+
 static void mem_free(FrStore *st) {
   MemStore *s = (MemStore *)st;
-  fr_map_free(s->sessions);
+  if (s->sess) {
+    char **keys = NULL;
+    size_t n = 0;
+    fr_map_keys(s->sess, &keys, &n);
+    for (size_t i = 0; i < n; i++) {
+      MemSess *m = sess_get(s, keys[i]);
+      if (m) sess_free(m);
+    }
+    fr_store_keys_free(keys, n);
+    fr_map_free(s->sess);
+  }
   fr_map_free(s->dedup);
   for (size_t i = 0; i < s->ndlq; i++) free(s->dlq[i]);
   free(s->dlq);
-  while (s->out) {
-    MemOut *o = s->out;
-    s->out = o->next;
-    free(o->skey);
-    free(o->entry);
-    free(o);
-  }
   while (s->timers) {
     MemTimer *t = s->timers;
     s->timers = t->next;
@@ -267,156 +420,217 @@ static int mem_seen(FrStore *st, const char *skey, const char *wamid, int64_t no
   return r;
 }
 
-static int mem_mark(FrStore *st, const char *skey, const char *wamid, int64_t now_ms) {
+static int mem_enqueue(FrStore *st, const char *skey, const char *wamid, const char *entry,
+                       const char *owner, int64_t now_ms, int64_t lease_ms) {
   MemStore *s = (MemStore *)st;
-  char *k = dedup_key(skey, wamid);
-  if (!k) return -1;
-  int r = fr_map_get(s->dedup, k, now_ms, NULL, NULL, NULL) ? 0
-          : fr_map_put(s->dedup, k, "", 0, 0, now_ms + FR_DEDUP_TTL_MS) == 0 ? 1 : -1;
-  free(k);
+  int r = 0;
+  MemSess *m = sess_make(s, skey);
+  if (!m) return -1;
+  if (wamid) {
+    char *k = dedup_key(skey, wamid);
+    if (!k) return -1;
+    if (fr_map_get(s->dedup, k, now_ms, NULL, NULL, NULL)) r |= FR_ENQ_DUP;
+    else if (fr_map_put(s->dedup, k, "", 0, 0, now_ms + FR_DEDUP_TTL_MS) != 0) r = -1;
+    free(k);
+    if (r < 0) return -1;
+  }
+  if (!(r & FR_ENQ_DUP)) {
+    char *e = strdup(entry);
+    if (!e || q_push(&m->inbox, e) != 0) {
+      free(e);
+      if (wamid) { /* all or nothing: the marker goes too */
+        char *k = dedup_key(skey, wamid);
+        if (k) fr_map_del(s->dedup, k);
+        free(k);
+      }
+      return -1;
+    }
+  }
+  if (lease_take(m, owner, now_ms, lease_ms)) r |= FR_ENQ_RUN;
+  sess_gc(s, skey, m);
   return r;
 }
 
-static int mem_load(FrStore *st, const char *skey, uint8_t **bytes, size_t *len, int *prog) {
+static int mem_fire(FrStore *st, const char *skey, uint32_t id, const char *entry,
+                    const char *owner, int64_t now_ms, int64_t lease_ms) {
   MemStore *s = (MemStore *)st;
-  const uint8_t *v;
-  if (!fr_map_get(s->sessions, skey, 0, &v, len, prog)) return 0;
-  *bytes = malloc(*len ? *len : 1);
-  if (!*bytes) return -1;
-  memcpy(*bytes, v, *len);
+  MemTimer **pp = &s->timers;
+  while (*pp && ((*pp)->id != id || strcmp((*pp)->skey, skey) != 0)) pp = &(*pp)->next;
+  if (!*pp) return FR_ENQ_GONE;
+  MemSess *m = sess_make(s, skey);
+  char *e = m ? strdup(entry) : NULL;
+  if (!e || q_push(&m->inbox, e) != 0) {
+    free(e);
+    return -1;
+  }
+  timer_del(s, skey, id, 0);
+  return lease_take(m, owner, now_ms, lease_ms) ? FR_ENQ_RUN : 0;
+}
+
+static int mem_claim(FrStore *st, const char *skey, const char *owner, int64_t now_ms,
+                     int64_t lease_ms) {
+  MemStore *s = (MemStore *)st;
+  MemSess *m = sess_get(s, skey);
+  if (!m) return 0;
+  if (m->owner && m->lease_until <= now_ms) { /* expired */
+    free(m->owner);
+    m->owner = NULL;
+  }
+  int r = lease_take(m, owner, now_ms, lease_ms);
+  sess_gc(s, skey, m);
+  return r;
+}
+
+static int mem_next(FrStore *st, const char *skey, const char *owner, char **entry,
+                    uint8_t **bytes, size_t *len, int *prog) {
+  MemStore *s = (MemStore *)st;
+  MemSess *m = sess_get(s, skey);
+  if (!m || !m->owner || strcmp(m->owner, owner) != 0) return -2;
+  if (!m->inbox.n) return 0;
+  *entry = strdup(q_first(&m->inbox));
+  if (!*entry) return -1;
+  if (m->has) {
+    *bytes = malloc(m->len ? m->len : 1);
+    if (!*bytes) {
+      free(*entry);
+      *entry = NULL;
+      return -1;
+    }
+    if (m->len) memcpy(*bytes, m->state, m->len);
+    *len = m->len;
+    *prog = m->prog;
+  }
   return 1;
 }
 
-static MemTimer **mem_find_timer(MemStore *s, const char *skey, uint32_t id) {
-  MemTimer **pp = &s->timers;
-  while (*pp && ((*pp)->id != id || strcmp((*pp)->skey, skey) != 0)) pp = &(*pp)->next;
-  return pp;
+static int mem_release(FrStore *st, const char *skey, const char *owner) {
+  MemStore *s = (MemStore *)st;
+  MemSess *m = sess_get(s, skey);
+  if (!m || !m->owner || strcmp(m->owner, owner) != 0) return -2;
+  if (m->inbox.n || m->outbox.n) return 0;
+  free(m->owner);
+  m->owner = NULL;
+  sess_gc(s, skey, m);
+  return 1;
 }
 
-static int mem_timer_del(FrStore *st, const char *skey, uint32_t id) {
-  MemTimer **pp = mem_find_timer((MemStore *)st, skey, id);
-  if (*pp) {
-    MemTimer *t = *pp;
-    *pp = t->next;
-    free(t->skey);
-    free(t);
+static int mem_renew(FrStore *st, char *const *skeys, size_t n, const char *owner,
+                     int64_t now_ms, int64_t lease_ms, long *left) {
+  MemStore *s = (MemStore *)st;
+  for (size_t i = 0; i < n; i++) {
+    MemSess *m = sess_get(s, skeys[i]);
+    if (m && m->owner && strcmp(m->owner, owner) == 0) {
+      m->lease_until = now_ms + lease_ms;
+      left[i] = (long)m->inbox.n;
+    }
   }
   return 0;
 }
 
-static int mem_commit(FrStore *st, const FrCommit *c, int64_t now_ms) {
+static int mem_ready(FrStore *st, int64_t now_ms, size_t max, char ***keys, size_t *n) {
+  /* one process: the engine holds the lease of every session with work; only a lease it
+   * let expire would be found here */
   MemStore *s = (MemStore *)st;
-  char *dk = NULL;
-  if (c->wamid) {
-    dk = dedup_key(c->skey, c->wamid);
-    if (!dk) return -1;
-    if (fr_map_get(s->dedup, dk, now_ms, NULL, NULL, NULL)) {
-      free(dk);
-      return 0;
+  char **all = NULL;
+  size_t na = 0;
+  if (fr_map_keys(s->sess, &all, &na) != 0) return -1;
+  for (size_t i = 0; i < na; i++) {
+    MemSess *m = sess_get(s, all[i]);
+    if (*n < max && m && (m->inbox.n || m->outbox.n) && (!m->owner || m->lease_until <= now_ms)) {
+      (*keys) = *n ? *keys : calloc(max, sizeof **keys);
+      if (!*keys) break;
+      (*keys)[(*n)++] = all[i];
+      all[i] = NULL;
     }
   }
-  if (c->has_fired && !*mem_find_timer(s, c->skey, c->fired)) {
-    free(dk);
-    return 0;
+  fr_store_keys_free(all, na);
+  return 0;
+}
+
+static int mem_load(FrStore *st, const char *skey, uint8_t **bytes, size_t *len, int *prog) {
+  MemSess *m = sess_get((MemStore *)st, skey);
+  if (!m || !m->has) return 0;
+  *bytes = malloc(m->len ? m->len : 1);
+  if (!*bytes) return -1;
+  if (m->len) memcpy(*bytes, m->state, m->len);
+  *len = m->len;
+  *prog = m->prog;
+  return 1;
+}
+
+static int mem_commit(FrStore *st, const FrCommit *c, int64_t now_ms) {
+  MemStore *s = (MemStore *)st;
+  MemSess *m = c->owner ? sess_get(s, c->skey) : sess_make(s, c->skey);
+  if (!m) return c->owner ? 0 : -1;
+  if (c->owner) {
+    if (!m->owner || strcmp(m->owner, c->owner) != 0) return 0; /* one process: no expiry */
+    if (c->head && (!m->inbox.n || strcmp(q_first(&m->inbox), c->head) != 0)) return 0;
   }
   /* allocate everything first, so that the commit is all or nothing */
   size_t n = c->nout;
-  MemOut **outs = calloc(n ? n : 1, sizeof *outs);
+  char **outs = calloc(n ? n : 1, sizeof *outs);
+  uint8_t *state = NULL;
   int ok = outs != NULL;
-  for (size_t i = 0; ok && i < n; i++) {
-    outs[i] = calloc(1, sizeof **outs);
-    if (outs[i]) {
-      outs[i]->skey = strdup(c->skey);
-      outs[i]->entry = strdup(c->outbox[i]);
-    }
-    ok = outs[i] && outs[i]->skey && outs[i]->entry;
-  }
-  if (ok && c->state) ok = fr_map_put(s->sessions, c->skey, c->state, c->len, c->prog, 0) == 0;
-  if (ok && dk) ok = fr_map_put(s->dedup, dk, "", 0, 0, now_ms + FR_DEDUP_TTL_MS) == 0;
-  free(dk);
+  for (size_t i = 0; ok && i < n; i++) ok = (outs[i] = strdup(c->outbox[i])) != NULL;
+  if (ok && c->op == 's') ok = (state = malloc(c->len ? c->len : 1)) != NULL;
+  if (ok) ok = q_reserve(&m->outbox, n) == 0;
   if (!ok) {
-    for (size_t i = 0; outs && i < n; i++)
-      if (outs[i]) {
-        free(outs[i]->skey);
-        free(outs[i]->entry);
-        free(outs[i]);
-      }
+    for (size_t i = 0; outs && i < n; i++) free(outs[i]);
     free(outs);
+    free(state);
+    sess_gc(s, c->skey, m);
     return -1;
   }
-  if (c->has_fired) mem_timer_del(st, c->skey, c->fired);
+  if (c->owner && c->head) q_pop(&m->inbox);
+  if (c->owner) m->lease_until = now_ms + c->lease_ms;
   for (size_t i = 0; i < c->nops; i++) {
-    mem_timer_del(st, c->skey, c->ops[i].id);
+    timer_del(s, c->skey, c->ops[i].id, 0);
     if (c->ops[i].op != 's') continue;
     MemTimer *t = calloc(1, sizeof *t);
     if (t) t->skey = strdup(c->skey);
     if (!t || !t->skey) {
       free(t);
-      continue; /* out of memory: the timer is lost (logged by nobody; rare) */
+      continue; /* out of memory: the timer is lost (rare) */
     }
     t->id = c->ops[i].id;
     t->due_ms = c->ops[i].due_ms;
     t->next = s->timers;
     s->timers = t;
   }
-  if (!c->state) {
-    fr_map_del(s->sessions, c->skey);
-    MemTimer **pp = &s->timers;
-    while (*pp) {
-      MemTimer *t = *pp;
-      if (strcmp(t->skey, c->skey) == 0) {
-        *pp = t->next;
-        free(t->skey);
-        free(t);
-      } else {
-        pp = &t->next;
-      }
-    }
+  if (c->op == 's') {
+    if (c->len) memcpy(state, c->state, c->len);
+    free(m->state);
+    m->state = state;
+    m->len = c->len;
+    m->prog = c->prog;
+    m->has = 1;
+  } else if (c->op == 'd') {
+    free(m->state);
+    m->state = NULL;
+    m->len = 0;
+    m->has = 0;
+    timer_del(s, c->skey, 0, 1);
   }
-  for (size_t i = 0; i < n; i++) {
-    if (s->out_tail) s->out_tail->next = outs[i];
-    else s->out = outs[i];
-    s->out_tail = outs[i];
-  }
+  for (size_t i = 0; i < n; i++) q_push(&m->outbox, outs[i]); /* room was made above */
   free(outs);
+  sess_gc(s, c->skey, m);
   return 1;
 }
 
 static int mem_outbox_first(FrStore *st, const char *skey, char **entry) {
-  MemStore *s = (MemStore *)st;
-  for (MemOut *o = s->out; o; o = o->next)
-    if (strcmp(o->skey, skey) == 0) {
-      *entry = strdup(o->entry);
-      return *entry ? 1 : -1;
-    }
-  return 0;
-}
-
-static int mem_outbox_pop(FrStore *st, const char *skey) {
-  MemStore *s = (MemStore *)st;
-  MemOut *prev = NULL;
-  for (MemOut **pp = &s->out; *pp; prev = *pp, pp = &(*pp)->next)
-    if (strcmp((*pp)->skey, skey) == 0) {
-      MemOut *o = *pp;
-      *pp = o->next;
-      if (s->out_tail == o) s->out_tail = prev;
-      free(o->skey);
-      free(o->entry);
-      free(o);
-      return 0;
-    }
-  return 0;
+  MemSess *m = sess_get((MemStore *)st, skey);
+  if (!m || !m->outbox.n) return 0;
+  *entry = strdup(q_first(&m->outbox));
+  return *entry ? 1 : -1;
 }
 
 static int mem_outbox_ack(FrStore *st, const char *skey, const char *entry) {
   MemStore *s = (MemStore *)st;
-  for (MemOut *o = s->out; o; o = o->next)
-    if (strcmp(o->skey, skey) == 0) {
-      if (strcmp(o->entry, entry) != 0) return 0;
-      mem_outbox_pop(st, skey);
-      return 1;
-    }
-  return 0;
+  MemSess *m = sess_get(s, skey);
+  if (!m || !m->outbox.n || strcmp(q_first(&m->outbox), entry) != 0) return 0;
+  q_pop(&m->outbox);
+  sess_gc(s, skey, m);
+  return 1;
 }
 
 static int mem_dlq_push(FrStore *st, const char *entry) {
@@ -448,29 +662,15 @@ static int mem_dlq_list(FrStore *st, size_t max, char ***entries, size_t *n) {
   return 0;
 }
 
-static int mem_outbox_keys(FrStore *st, char ***keys, size_t *n) {
+static int mem_dlq_remove(FrStore *st, const char *entry) {
   MemStore *s = (MemStore *)st;
-  size_t cap = 0;
-  *keys = NULL;
-  *n = 0;
-  for (MemOut *o = s->out; o; o = o->next) {
-    int dup = 0;
-    for (size_t i = 0; i < *n && !dup; i++) dup = strcmp((*keys)[i], o->skey) == 0;
-    if (dup) continue;
-    if (*n == cap) {
-      cap = cap ? cap * 2 : 8;
-      char **nk = realloc(*keys, cap * sizeof *nk);
-      if (!nk) {
-        fr_store_keys_free(*keys, *n);
-        *keys = NULL;
-        *n = 0;
-        return -1;
-      }
-      *keys = nk;
+  for (size_t i = 0; i < s->ndlq; i++)
+    if (strcmp(s->dlq[i], entry) == 0) {
+      free(s->dlq[i]);
+      memmove(s->dlq + i, s->dlq + i + 1, (s->ndlq - i - 1) * sizeof *s->dlq);
+      s->ndlq--;
+      return 1;
     }
-    (*keys)[*n] = strdup(o->skey);
-    if ((*keys)[*n]) (*n)++;
-  }
   return 0;
 }
 
@@ -519,18 +719,34 @@ static size_t mem_sweep(FrStore *st, int64_t now_ms) {
 }
 
 static const FrStoreOps mem_ops = {
-    "memory",      mem_free,        mem_seen,        mem_mark, mem_load,      mem_commit,
-    mem_outbox_first, mem_outbox_pop, mem_outbox_keys, mem_due, mem_timer_del, mem_sweep,
-    mem_outbox_ack, mem_dlq_push, mem_dlq_list,
+    .kind = "memory",
+    .free = mem_free,
+    .seen = mem_seen,
+    .enqueue = mem_enqueue,
+    .fire = mem_fire,
+    .claim = mem_claim,
+    .next = mem_next,
+    .release = mem_release,
+    .renew = mem_renew,
+    .ready = mem_ready,
+    .load = mem_load,
+    .commit = mem_commit,
+    .outbox_first = mem_outbox_first,
+    .due = mem_due,
+    .sweep = mem_sweep,
+    .outbox_ack = mem_outbox_ack,
+    .dlq_push = mem_dlq_push,
+    .dlq_list = mem_dlq_list,
+    .dlq_remove = mem_dlq_remove,
 };
 
 FrStore *fr_store_memory_new(void) {
   MemStore *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->base.ops = &mem_ops;
-  s->sessions = fr_map_new();
+  s->sess = fr_map_new();
   s->dedup = fr_map_new();
-  if (!s->sessions || !s->dedup) {
+  if (!s->sess || !s->dedup) {
     mem_free(&s->base);
     return NULL;
   }

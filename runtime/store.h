@@ -1,10 +1,22 @@
 /* runtime/store.h: what the engine of flowvm serve keeps, behind one interface (FrStore)
  * with two implementations: the embedded in-memory store (store.c, the default) and Redis
  * (store_redis.c, FLOWVM_REDIS_URL). It keeps, per session key "phone_number_id:wa_id":
+ * the inbox of accepted events not yet run, the session's lease (which process runs it),
  * the encoded session state and its program index, the message-id dedup markers (7 days),
  * the outbox of effects committed with the state but not yet performed, and the durable
- * timers; per deployment, the dead-letter queue of sends that failed for good. Also the plain in-memory hash map (FrMap) the memory store is built on.
- * Single-threaded: the event loop owns a store. Redis calls are synchronous (hiredis).
+ * timers; per deployment, the set of sessions that need attention (new work, or a lease
+ * that may have expired: how a killed process's work is taken over) and the dead-letter
+ * queue of sends that failed for good. Also the plain in-memory hash map (FrMap) the memory
+ * store is built on. Single-threaded: the event loop owns a store. Redis calls are
+ * synchronous (hiredis).
+ *
+ * The protocol (docs/runtime.md, "Several processes"): an event is accepted by
+ * fr_store_enqueue (dedup and append, one atomic step), which also gives the caller the
+ * session's lease when it is free. Only the lease holder runs the session: fr_store_next
+ * gives the oldest inbox entry with the state, fr_store_commit consumes that entry with the
+ * new state and effects, the outbox is sent, and fr_store_release gives the lease back,
+ * only when the inbox and the outbox are both empty. A commit checks the lease, so a
+ * process that lost it (paused past its lease) changes nothing.
  */
 #ifndef FR_STORE_H
 #define FR_STORE_H
@@ -27,6 +39,9 @@ void fr_map_del(FrMap *m, const char *key);
 /* Removes every entry expired at now_ms; returns how many. */
 size_t fr_map_prune(FrMap *m, int64_t now_ms);
 size_t fr_map_size(const FrMap *m);
+/* Every key (expired ones too), as malloc'd strings in a malloc'd array
+ * (fr_store_keys_free). 0, or -1 when out of memory. */
+int fr_map_keys(const FrMap *m, char ***keys, size_t *n);
 
 /* ---- the store interface ---- */
 
@@ -40,14 +55,17 @@ typedef struct {
   int64_t due_ms;
 } FrTimerOp;
 
-/* One atomic commit for the session skey: the dedup marker of wamid (NULL: none), the
- * removal of the fired timer (has_fired), the timer changes, the new state (state NULL: the
- * session is deleted with all its timers) and the outbox entries appended in order. */
+/* One atomic commit for the session skey. With owner: refused unless owner holds the
+ * lease (renewed by the commit), and the inbox entry head is removed (refused unless it is
+ * still the oldest). Then the timer changes, the state (op 's' set, 'd' deleted with all
+ * its timers, 'k' kept as it is) and the outbox entries appended in order. Without owner
+ * (the admin API's reset): no lease check, no inbox entry. */
 typedef struct {
   const char *skey;
-  const char *wamid;
-  int has_fired;
-  uint32_t fired;
+  const char *owner;
+  const char *head;
+  int64_t lease_ms;
+  char op;
   const FrTimerOp *ops;
   size_t nops;
   const uint8_t *state;
@@ -77,18 +95,51 @@ void fr_store_free(FrStore *s);
 const char *fr_store_kind(const FrStore *s);
 /* 1 when wamid was marked for skey in the dedup window, else 0. */
 int fr_store_seen(FrStore *s, const char *skey, const char *wamid, int64_t now_ms);
-/* Marks wamid (SET NX with the 7-day TTL): 1 newly marked, 0 already marked. */
-int fr_store_mark(FrStore *s, const char *skey, const char *wamid, int64_t now_ms);
+
+/* What fr_store_enqueue and fr_store_fire answer (bits). */
+#define FR_ENQ_DUP 1  /* wamid was already accepted: not queued again */
+#define FR_ENQ_RUN 2  /* the caller holds the session's lease: it must run the session */
+#define FR_ENQ_GONE 4 /* fr_store_fire: the timer was no longer there */
+
+/* Accepts an event for skey in one atomic step: marks wamid (NULL: no marker) with the
+ * 7-day TTL, and, unless it was marked already (FR_ENQ_DUP), appends entry to the inbox;
+ * then, when the session has work (inbox or outbox not empty) and its lease is free or
+ * owner's, gives owner the lease for lease_ms (FR_ENQ_RUN). */
+int fr_store_enqueue(FrStore *s, const char *skey, const char *wamid, const char *entry,
+                     const char *owner, int64_t now_ms, int64_t lease_ms);
+/* Moves the due timer id of skey into its inbox as entry (FR_ENQ_GONE when another process
+ * did it first, or it was cancelled), with the lease as fr_store_enqueue. */
+int fr_store_fire(FrStore *s, const char *skey, uint32_t id, const char *entry,
+                  const char *owner, int64_t now_ms, int64_t lease_ms);
+/* Takes skey's lease for owner when the session has work and the lease is free (or
+ * owner's): 1. 0 when another holds it (looked at again when it would expire) or there is
+ * nothing to do (the session leaves the attention set). */
+int fr_store_claim(FrStore *s, const char *skey, const char *owner, int64_t now_ms,
+                   int64_t lease_ms);
+/* For the lease holder: the oldest inbox entry (malloc'd, in *entry) and the stored state
+ * (*bytes malloc'd, or NULL when there is no session). 1 given; 0 the inbox is empty; -2 the
+ * lease is not owner's. */
+int fr_store_next(FrStore *s, const char *skey, const char *owner, char **entry,
+                  uint8_t **bytes, size_t *len, int *prog);
+/* Gives the lease back when the inbox and the outbox are empty: 1 released; 0 kept (work
+ * left); -2 not owner's. */
+int fr_store_release(FrStore *s, const char *skey, const char *owner);
+/* Extends owner's leases of the n sessions; left[i] is set to the length of the session's
+ * inbox, or -1 when owner no longer holds its lease. */
+int fr_store_renew(FrStore *s, char *const *skeys, size_t n, const char *owner,
+                   int64_t now_ms, int64_t lease_ms, long *left);
+/* Up to max sessions of the attention set due at now_ms (new work nobody runs, or a lease
+ * that may have expired): *n keys in a malloc'd array of malloc'd strings (free with
+ * fr_store_keys_free). */
+int fr_store_ready(FrStore *s, int64_t now_ms, size_t max, char ***keys, size_t *n);
 /* The stored session: 1 and a malloc'd copy in *bytes (free it), its length and program
  * index; 0 when there is none. */
 int fr_store_load(FrStore *s, const char *skey, uint8_t **bytes, size_t *len, int *prog);
-/* Commits c atomically: 1 done; 0 refused, nothing changed (wamid already marked, or the
- * fired timer already gone: someone else handled it). */
+/* Commits c atomically: 1 done; 0 refused, nothing changed (the lease lost, or the inbox
+ * entry already consumed). */
 int fr_store_commit(FrStore *s, const FrCommit *c, int64_t now_ms);
 /* The oldest outbox entry of skey: 1 and a malloc'd string in *entry; 0 when empty. */
 int fr_store_outbox_first(FrStore *s, const char *skey, char **entry);
-/* Removes the oldest outbox entry of skey: 0 (also when empty). */
-int fr_store_outbox_pop(FrStore *s, const char *skey);
 /* Removes the oldest outbox entry of skey if it is entry (the send that completed): 1
  * removed, 0 not (empty, or someone else removed it). */
 int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry);
@@ -96,16 +147,13 @@ int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry);
 int fr_store_dlq_push(FrStore *s, const char *entry);
 /* Up to max dead letters, oldest first, into a malloc'd array (fr_store_keys_free). */
 int fr_store_dlq_list(FrStore *s, size_t max, char ***entries, size_t *n);
-/* The session keys with a non-empty outbox: *n keys in a malloc'd array of malloc'd strings
- * (free with fr_store_keys_free). */
-int fr_store_outbox_keys(FrStore *s, char ***keys, size_t *n);
+/* Removes one dead letter equal to entry: 1 removed, 0 not there (already taken). */
+int fr_store_dlq_remove(FrStore *s, const char *entry);
 void fr_store_keys_free(char **keys, size_t n);
-/* Up to max timers due at now_ms (not removed: a commit with has_fired removes one), in due
- * order, into a malloc'd array (free with fr_store_due_free). */
+/* Up to max timers due at now_ms (not removed: fr_store_fire moves one to its session's
+ * inbox), in due order, into a malloc'd array (free with fr_store_due_free). */
 int fr_store_due(FrStore *s, int64_t now_ms, size_t max, FrDue **due, size_t *n);
 void fr_store_due_free(FrDue *due, size_t n);
-/* Removes one timer outside a commit (a timer whose session is gone): 0. */
-int fr_store_timer_del(FrStore *s, const char *skey, uint32_t id);
 /* Housekeeping: drops expired dedup markers (memory; Redis expires keys itself). Returns how
  * many. */
 size_t fr_store_sweep(FrStore *s, int64_t now_ms);
@@ -116,18 +164,27 @@ typedef struct {
   const char *kind;
   void (*free)(FrStore *s);
   int (*seen)(FrStore *s, const char *skey, const char *wamid, int64_t now_ms);
-  int (*mark)(FrStore *s, const char *skey, const char *wamid, int64_t now_ms);
+  int (*enqueue)(FrStore *s, const char *skey, const char *wamid, const char *entry,
+                 const char *owner, int64_t now_ms, int64_t lease_ms);
+  int (*fire)(FrStore *s, const char *skey, uint32_t id, const char *entry, const char *owner,
+              int64_t now_ms, int64_t lease_ms);
+  int (*claim)(FrStore *s, const char *skey, const char *owner, int64_t now_ms,
+               int64_t lease_ms);
+  int (*next)(FrStore *s, const char *skey, const char *owner, char **entry, uint8_t **bytes,
+              size_t *len, int *prog);
+  int (*release)(FrStore *s, const char *skey, const char *owner);
+  int (*renew)(FrStore *s, char *const *skeys, size_t n, const char *owner, int64_t now_ms,
+               int64_t lease_ms, long *left);
+  int (*ready)(FrStore *s, int64_t now_ms, size_t max, char ***keys, size_t *n);
   int (*load)(FrStore *s, const char *skey, uint8_t **bytes, size_t *len, int *prog);
   int (*commit)(FrStore *s, const FrCommit *c, int64_t now_ms);
   int (*outbox_first)(FrStore *s, const char *skey, char **entry);
-  int (*outbox_pop)(FrStore *s, const char *skey);
-  int (*outbox_keys)(FrStore *s, char ***keys, size_t *n);
   int (*due)(FrStore *s, int64_t now_ms, size_t max, FrDue **due, size_t *n);
-  int (*timer_del)(FrStore *s, const char *skey, uint32_t id);
   size_t (*sweep)(FrStore *s, int64_t now_ms);
   int (*outbox_ack)(FrStore *s, const char *skey, const char *entry);
   int (*dlq_push)(FrStore *s, const char *entry);
   int (*dlq_list)(FrStore *s, size_t max, char ***entries, size_t *n);
+  int (*dlq_remove)(FrStore *s, const char *entry);
 } FrStoreOps;
 
 /* Every implementation's struct starts with this. */

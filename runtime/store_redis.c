@@ -1,14 +1,19 @@
 /* runtime/store_redis.c: the Redis implementation of the flowvm store (store.h), with
- * synchronous hiredis calls on the event loop's thread (this increment; the goal is the
- * libevent adapter). Layout (docs/runtime.md), every key of a session under one hash tag:
+ * synchronous hiredis calls on the event loop's thread. Layout (docs/runtime.md), every key
+ * of a session under one hash tag:
+ *   flowvm:{PNID:WA}:inbox        list    accepted events not yet run (JSON), oldest first
+ *   flowvm:{PNID:WA}:lease        string  the owner token of the process running it, PX
  *   flowvm:{PNID:WA}:session      string  "PROG\n" + fv_session_encode bytes, no TTL
  *   flowvm:{PNID:WA}:msg:WAMID    string  "1", EX 604800 (the dedup marker)
  *   flowvm:{PNID:WA}:outbox       list    effects committed, not yet performed (JSON)
  *   flowvm:{PNID:WA}:timers       hash    timer id -> due ms (the session's timers)
  *   flowvm:timers                 zset    "PNID:WA|ID" scored by due ms (all timers)
+ *   flowvm:ready                  zset    "PNID:WA" scored by when to look at it again
  *   flowvm:dlq                    list    dead letters (JSON), oldest first
- * A commit is one Lua script (atomic). A failed connection is dropped, logged as
- * store_error, and reopened on the next call.
+ * Every step that must be atomic is one Lua script (loaded once per connection, run with
+ * EVALSHA). Scripts also touch the deployment-wide keys (flowvm:timers, flowvm:ready), so
+ * one Redis server (with replicas) is supported, not Redis Cluster. A failed connection is
+ * dropped, logged as store_error, and reopened on the next call.
  */
 #define _DEFAULT_SOURCE
 #include <stdio.h>
@@ -23,36 +28,101 @@
 #include "store.h"
 
 #define TIMERS_KEY "flowvm:timers"
+#define READY_KEY "flowvm:ready"
 #define DLQ_KEY "flowvm:dlq"
 #define MAX_ARGS_FIXED 8
 
-typedef struct {
-  FrStore base;
-  redisContext *c;
-  char host[256];
-  int port, db;
-  char *password;
-  int down; /* the last call failed: log the recovery */
-} RedisStore;
 
-/* KEYS: 1 session, 2 outbox, 3 msg marker, 4 all timers, 5 the session's timers.
- * ARGV: 1 marker TTL in s ("" = no marker), 2 "set"|"del", 3 state, 4 fired timer id ("" =
- * none), 5 skey, 6 number of timer ops, then (op, id, due) triples, then outbox entries. */
+/* The lease step shared by enqueue, fire and claim. KEYS: 1 inbox, 2 lease, 3 ready, 4
+ * outbox; ARGV: 1 owner, 2 lease ms, 3 now ms, 4 skey. With work and the lease free (or
+ * the owner's): takes it and returns 2; held by another: the session is looked at again
+ * when that lease would expire; returns 0. */
+#define LEASE_TAKE_LUA                                                                     \
+  "local function take()\n"                                                                \
+  "  if redis.call('LLEN', KEYS[1]) == 0 and redis.call('LLEN', KEYS[4]) == 0 then\n"      \
+  "    return 0\n"                                                                         \
+  "  end\n"                                                                                \
+  "  local cur = redis.call('GET', KEYS[2])\n"                                             \
+  "  if cur and cur ~= ARGV[1] then\n"                                                     \
+  "    local t = redis.call('PTTL', KEYS[2])\n"                                            \
+  "    if t < 0 then t = tonumber(ARGV[2]) end\n"                                          \
+  "    redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + t, ARGV[4])\n"                      \
+  "    return 0\n"                                                                         \
+  "  end\n"                                                                                \
+  "  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])\n"                                 \
+  "  redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[4])\n"        \
+  "  return 2\n"                                                                           \
+  "end\n"
+
+/* KEYS 5: the dedup marker. ARGV 5: its TTL in s ('' = none), 6: the entry. */
+static const char ENQUEUE_LUA[] = LEASE_TAKE_LUA
+    "local r = 0\n"
+    "if ARGV[5] ~= '' and not redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[5]) then\n"
+    "  r = 1\n"
+    "else\n"
+    "  redis.call('RPUSH', KEYS[1], ARGV[6])\n"
+    "end\n"
+    "return r + take()\n";
+
+/* KEYS 5: all timers, 6: the session's timers. ARGV 5: the member, 6: the id, 7: entry. */
+static const char FIRE_LUA[] = LEASE_TAKE_LUA
+    "if redis.call('ZREM', KEYS[5], ARGV[5]) == 0 then return 4 end\n"
+    "redis.call('HDEL', KEYS[6], ARGV[6])\n"
+    "redis.call('RPUSH', KEYS[1], ARGV[7])\n"
+    "return take()\n";
+
+static const char CLAIM_LUA[] = LEASE_TAKE_LUA
+    "if take() == 2 then return 1 end\n"
+    "if redis.call('LLEN', KEYS[1]) == 0 and redis.call('LLEN', KEYS[4]) == 0 then\n"
+    "  redis.call('ZREM', KEYS[3], ARGV[4])\n"
+    "end\n"
+    "return 0\n";
+
+/* KEYS as the lease step; ARGV 1: owner, 4: skey. */
+static const char RELEASE_LUA[] =
+    "if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -2 end\n"
+    "if redis.call('LLEN', KEYS[1]) > 0 or redis.call('LLEN', KEYS[4]) > 0 then return 0 end\n"
+    "redis.call('DEL', KEYS[2])\n"
+    "redis.call('ZREM', KEYS[3], ARGV[4])\n"
+    "return 1\n";
+
+/* KEYS 1: lease, 2: inbox, 3: session. ARGV 1: owner. */
+static const char NEXT_LUA[] =
+    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -2 end\n"
+    "local e = redis.call('LINDEX', KEYS[2], 0)\n"
+    "if not e then return 0 end\n"
+    "return {e, redis.call('GET', KEYS[3])}\n";
+
+/* KEYS 1: ready, then (lease, inbox) per session. ARGV 1: owner, 2: lease ms, 3: now ms,
+ * then the skeys. Returns per session its inbox length, or -1 when the lease is lost. */
+static const char RENEW_LUA[] =
+    "local out = {}\n"
+    "for i = 1, (#KEYS - 1) / 2 do\n"
+    "  local lk = KEYS[2 * i]\n"
+    "  if redis.call('GET', lk) == ARGV[1] then\n"
+    "    redis.call('PEXPIRE', lk, ARGV[2])\n"
+    "    redis.call('ZADD', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[3 + i])\n"
+    "    out[i] = redis.call('LLEN', KEYS[2 * i + 1])\n"
+    "  else\n"
+    "    out[i] = -1\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS: 1 session, 2 outbox, 3 lease, 4 all timers, 5 the session's timers, 6 inbox, 7
+ * ready. ARGV: 1 owner ('' = none: no lease, no inbox entry), 2 lease ms, 3 now ms, 4
+ * 's'|'d'|'k', 5 state, 6 the inbox entry consumed, 7 skey, 8 number of timer ops, then
+ * (op, id, due) triples, then the outbox entries. */
 static const char COMMIT_LUA[] =
     "if ARGV[1] ~= '' then\n"
-    "  if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[1]) then return 0 end\n"
+    "  if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -2 end\n"
+    "  if redis.call('LINDEX', KEYS[6], 0) ~= ARGV[6] then return 0 end\n"
+    "  redis.call('LPOP', KEYS[6])\n"
     "end\n"
-    "if ARGV[4] ~= '' then\n"
-    "  if redis.call('ZREM', KEYS[4], ARGV[5] .. '|' .. ARGV[4]) == 0 then\n"
-    "    if ARGV[1] ~= '' then redis.call('DEL', KEYS[3]) end\n"
-    "    return 0\n"
-    "  end\n"
-    "  redis.call('HDEL', KEYS[5], ARGV[4])\n"
-    "end\n"
-    "local n = tonumber(ARGV[6])\n"
-    "local i = 7\n"
+    "local n = tonumber(ARGV[8])\n"
+    "local i = 9\n"
     "for k = 1, n do\n"
-    "  local m = ARGV[5] .. '|' .. ARGV[i + 1]\n"
+    "  local m = ARGV[7] .. '|' .. ARGV[i + 1]\n"
     "  if ARGV[i] == 's' then\n"
     "    redis.call('ZADD', KEYS[4], ARGV[i + 2], m)\n"
     "    redis.call('HSET', KEYS[5], ARGV[i + 1], ARGV[i + 2])\n"
@@ -62,17 +132,43 @@ static const char COMMIT_LUA[] =
     "  end\n"
     "  i = i + 3\n"
     "end\n"
-    "if ARGV[2] == 'set' then\n"
-    "  redis.call('SET', KEYS[1], ARGV[3])\n"
-    "else\n"
+    "if ARGV[4] == 's' then\n"
+    "  redis.call('SET', KEYS[1], ARGV[5])\n"
+    "elseif ARGV[4] == 'd' then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  for _, id in ipairs(redis.call('HKEYS', KEYS[5])) do\n"
-    "    redis.call('ZREM', KEYS[4], ARGV[5] .. '|' .. id)\n"
+    "    redis.call('ZREM', KEYS[4], ARGV[7] .. '|' .. id)\n"
     "  end\n"
     "  redis.call('DEL', KEYS[5])\n"
     "end\n"
     "for j = i, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[j]) end\n"
+    "if ARGV[1] ~= '' then\n"
+    "  redis.call('PEXPIRE', KEYS[3], ARGV[2])\n"
+    "  redis.call('ZADD', KEYS[7], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[7])\n"
+    "end\n"
     "return 1\n";
+
+/* Removes the outbox's first entry only when it is the completed one (one key: atomic). */
+static const char ACK_LUA[] =
+    "if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then\n"
+    "  redis.call('LPOP', KEYS[1])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+enum { S_ENQUEUE, S_FIRE, S_CLAIM, S_RELEASE, S_NEXT, S_RENEW, S_COMMIT, S_ACK, S__COUNT };
+static const char *const SCRIPTS[S__COUNT] = {ENQUEUE_LUA, FIRE_LUA, CLAIM_LUA, RELEASE_LUA,
+                                             NEXT_LUA,    RENEW_LUA, COMMIT_LUA, ACK_LUA};
+
+typedef struct {
+  FrStore base;
+  redisContext *c;
+  char host[256];
+  int port, db;
+  char *password;
+  int down; /* the last call failed: log the recovery */
+  char sha[S__COUNT][41]; /* the scripts' SHA1s on this connection */
+} RedisStore;
 
 static char *key_of(const char *skey, const char *suffix) {
   size_t n = strlen(skey) + strlen(suffix) + 16;
@@ -93,6 +189,21 @@ static void log_error(RedisStore *s, const char *what, const char *err) {
 static void drop_conn(RedisStore *s) {
   if (s->c) redisFree(s->c);
   s->c = NULL;
+}
+
+/* The reply, or NULL on error (logged; on a connection error the connection is dropped). */
+static redisReply *checked(RedisStore *s, const char *what, redisReply *r) {
+  if (!r) {
+    log_error(s, what, s->c->errstr[0] ? s->c->errstr : "no reply");
+    drop_conn(s);
+    return NULL;
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
+    log_error(s, what, r->str);
+    freeReplyObject(r);
+    return NULL;
+  }
+  return r;
 }
 
 /* Runs one command on a live connection; NULL on error (logged; the connection dropped). */
@@ -122,6 +233,12 @@ static int connect_now(RedisStore *s) {
     if (!(r = rcmd(s, "select", 2, sel, NULL))) return -1;
     freeReplyObject(r);
   }
+  for (int i = 0; i < S__COUNT; i++) {
+    const char *load[3] = {"SCRIPT", "LOAD", SCRIPTS[i]};
+    if (!(r = rcmd(s, "script_load", 3, load, NULL))) return -1;
+    snprintf(s->sha[i], sizeof s->sha[i], "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+  }
   if (s->down) {
     json_t *f = json_object();
     json_object_set_new(f, "store", json_string("redis"));
@@ -141,18 +258,51 @@ static redisReply *rcmd(RedisStore *s, const char *what, int argc, const char **
     for (int i = 0; i < argc; i++) l[i] = strlen(argv[i]);
     ls = l;
   }
-  redisReply *r = redisCommandArgv(s->c, argc, argv, ls);
-  if (!r) {
-    log_error(s, what, s->c->errstr[0] ? s->c->errstr : "no reply");
-    drop_conn(s);
+  return checked(s, what, redisCommandArgv(s->c, argc, argv, ls));
+}
+
+/* Runs script `which` (EVALSHA; EVAL when the server lost it) with nkeys keys, then the
+ * rest of the n strings kv as arguments (kl: their lengths, NULL for C strings). */
+static redisReply *rscript(RedisStore *s, int which, const char *what, int nkeys, int n,
+                           const char **kv, const size_t *kl) {
+  if (!s->c && connect_now(s) != 0) return NULL;
+  const char **argv = malloc(((size_t)n + 3) * sizeof *argv);
+  size_t *lens = malloc(((size_t)n + 3) * sizeof *lens);
+  if (!argv || !lens) {
+    free(argv);
+    free(lens);
     return NULL;
   }
-  if (r->type == REDIS_REPLY_ERROR) {
-    log_error(s, what, r->str);
+  char nk[16];
+  snprintf(nk, sizeof nk, "%d", nkeys);
+  argv[0] = "EVALSHA";
+  argv[1] = s->sha[which];
+  argv[2] = nk;
+  for (int i = 0; i < n; i++) {
+    argv[i + 3] = kv[i];
+    lens[i + 3] = kl ? kl[i] : strlen(kv[i]);
+  }
+  for (int i = 0; i < 3; i++) lens[i] = strlen(argv[i]);
+  redisReply *r = redisCommandArgv(s->c, n + 3, argv, lens);
+  if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
     freeReplyObject(r);
-    return NULL;
+    argv[0] = "EVAL";
+    argv[1] = SCRIPTS[which];
+    lens[0] = 4;
+    lens[1] = strlen(argv[1]);
+    r = redisCommandArgv(s->c, n + 3, argv, lens);
   }
-  return r;
+  free(argv);
+  free(lens);
+  return checked(s, what, r);
+}
+
+/* Integer reply of a script, or -1 (store down) / -3 (unexpected reply). */
+static long long script_int(redisReply *r) {
+  if (!r) return -1;
+  long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -3;
+  freeReplyObject(r);
+  return v;
 }
 
 static void r_free(FrStore *st) {
@@ -186,20 +336,30 @@ static int r_seen(FrStore *st, const char *skey, const char *wamid, int64_t now_
   return seen;
 }
 
-static int r_mark(FrStore *st, const char *skey, const char *wamid, int64_t now_ms) {
-  (void)now_ms;
-  RedisStore *s = (RedisStore *)st;
-  char *k = msg_key(skey, wamid);
-  if (!k) return -1;
-  char ttl[32];
-  snprintf(ttl, sizeof ttl, "%lld", (long long)(FR_DEDUP_TTL_MS / 1000));
-  const char *argv[6] = {"SET", k, "1", "NX", "EX", ttl};
-  redisReply *r = rcmd(s, "mark", 6, argv, NULL);
-  free(k);
-  if (!r) return -1;
-  int set = r->type == REDIS_REPLY_STATUS;
-  freeReplyObject(r);
-  return set;
+/* "PROG\n" + bytes -> *bytes (malloc'd), *len, *prog. 1, 0 when not ours, -1 no memory. */
+static int split_state(const char *str, size_t n, uint8_t **bytes, size_t *len, int *prog) {
+  const char *nl = memchr(str, '\n', n);
+  if (!nl) return 0;
+  *prog = atoi(str);
+  size_t off = (size_t)(nl + 1 - str);
+  *len = n - off;
+  *bytes = malloc(*len ? *len : 1);
+  if (!*bytes) return -1;
+  memcpy(*bytes, str + off, *len);
+  return 1;
+}
+
+/* Reads a reply array of strings into a malloc'd array of malloc'd strings. */
+static void take_strings(redisReply *r, char ***out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  if (r->type != REDIS_REPLY_ARRAY || !r->elements) return;
+  char **e = calloc(r->elements, sizeof *e);
+  for (size_t i = 0; e && i < r->elements; i++)
+    if (r->element[i]->type == REDIS_REPLY_STRING &&
+        (e[*n] = strndup(r->element[i]->str, r->element[i]->len)))
+      (*n)++;
+  *out = e;
 }
 
 static int r_load(FrStore *st, const char *skey, uint8_t **bytes, size_t *len, int *prog) {
@@ -210,41 +370,194 @@ static int r_load(FrStore *st, const char *skey, uint8_t **bytes, size_t *len, i
   redisReply *r = rcmd(s, "load", 2, argv, NULL);
   free(k);
   if (!r) return -1;
-  if (r->type != REDIS_REPLY_STRING) {
-    freeReplyObject(r);
-    return 0;
-  }
-  const char *nl = memchr(r->str, '\n', r->len);
-  if (!nl) { /* not ours: treat as no session */
-    freeReplyObject(r);
-    return 0;
-  }
-  *prog = atoi(r->str);
-  size_t off = (size_t)(nl + 1 - r->str);
-  *len = r->len - off;
-  *bytes = malloc(*len ? *len : 1);
-  if (*bytes) memcpy(*bytes, r->str + off, *len);
+  int rc = r->type == REDIS_REPLY_STRING ? split_state(r->str, r->len, bytes, len, prog) : 0;
   freeReplyObject(r);
-  return *bytes ? 1 : -1;
+  return rc; /* 0 also for a value that is not ours: no session */
+}
+
+/* The keys and arguments the lease step needs (LEASE_TAKE_LUA): kv[0..3] the keys inbox,
+ * lease, ready, outbox (k[0..2] malloc'd), kv[4..7] owner, lease ms, now ms, skey. */
+typedef struct {
+  char *k[3];
+  char lease[24], now[24];
+  const char *kv[16];
+} LeaseArgs;
+
+static int lease_args(LeaseArgs *a, const char *skey, const char *owner, int64_t now_ms,
+                      int64_t lease_ms) {
+  memset(a, 0, sizeof *a);
+  a->k[0] = key_of(skey, "inbox");
+  a->k[1] = key_of(skey, "lease");
+  a->k[2] = key_of(skey, "outbox");
+  snprintf(a->lease, sizeof a->lease, "%lld", (long long)lease_ms);
+  snprintf(a->now, sizeof a->now, "%lld", (long long)now_ms);
+  const char *kv[8] = {a->k[0], a->k[1], READY_KEY, a->k[2], owner, a->lease, a->now, skey};
+  memcpy(a->kv, kv, sizeof kv);
+  return a->k[0] && a->k[1] && a->k[2] ? 0 : -1;
+}
+
+static void lease_args_free(LeaseArgs *a) {
+  for (int i = 0; i < 3; i++) free(a->k[i]);
+}
+
+static int r_enqueue(FrStore *st, const char *skey, const char *wamid, const char *entry,
+                     const char *owner, int64_t now_ms, int64_t lease_ms) {
+  RedisStore *s = (RedisStore *)st;
+  LeaseArgs a;
+  char *mk = wamid ? msg_key(skey, wamid) : key_of(skey, "msg:");
+  char ttl[32] = "";
+  if (wamid) snprintf(ttl, sizeof ttl, "%lld", (long long)(FR_DEDUP_TTL_MS / 1000));
+  long long r = -1;
+  if (lease_args(&a, skey, owner, now_ms, lease_ms) == 0 && mk) {
+    /* keys: inbox lease ready outbox marker; args: owner lease now skey ttl entry */
+    const char *kv[11] = {a.kv[0], a.kv[1], a.kv[2], a.kv[3], mk,   a.kv[4],
+                          a.kv[5], a.kv[6], a.kv[7], ttl,     entry};
+    r = script_int(rscript(s, S_ENQUEUE, "enqueue", 5, 11, kv, NULL));
+  }
+  lease_args_free(&a);
+  free(mk);
+  return r < -1 ? -1 : (int)r;
+}
+
+static int r_fire(FrStore *st, const char *skey, uint32_t id, const char *entry,
+                  const char *owner, int64_t now_ms, int64_t lease_ms) {
+  RedisStore *s = (RedisStore *)st;
+  LeaseArgs a;
+  char *hk = key_of(skey, "timers");
+  size_t ml = strlen(skey) + 16;
+  char *member = malloc(ml);
+  char ids[16];
+  snprintf(ids, sizeof ids, "%u", (unsigned)id);
+  long long r = -1;
+  if (lease_args(&a, skey, owner, now_ms, lease_ms) == 0 && hk && member) {
+    snprintf(member, ml, "%s|%u", skey, (unsigned)id);
+    const char *kv[13] = {a.kv[0], a.kv[1], a.kv[2], a.kv[3], TIMERS_KEY, hk,   a.kv[4],
+                          a.kv[5], a.kv[6], a.kv[7], member,  ids,        entry};
+    r = script_int(rscript(s, S_FIRE, "fire", 6, 13, kv, NULL));
+  }
+  lease_args_free(&a);
+  free(hk);
+  free(member);
+  return r < -1 ? -1 : (int)r;
+}
+
+/* claim and release: the lease step's keys and arguments only. */
+static int lease_script(FrStore *st, int which, const char *what, const char *skey,
+                        const char *owner, int64_t now_ms, int64_t lease_ms) {
+  LeaseArgs a;
+  long long r = -1;
+  if (lease_args(&a, skey, owner, now_ms, lease_ms) == 0)
+    r = script_int(rscript((RedisStore *)st, which, what, 4, 8, a.kv, NULL));
+  lease_args_free(&a);
+  return r < -2 ? -1 : (int)r;
+}
+
+static int r_claim(FrStore *st, const char *skey, const char *owner, int64_t now_ms,
+                   int64_t lease_ms) {
+  return lease_script(st, S_CLAIM, "claim", skey, owner, now_ms, lease_ms);
+}
+
+static int r_release(FrStore *st, const char *skey, const char *owner) {
+  return lease_script(st, S_RELEASE, "release", skey, owner, 0, 0);
+}
+
+static int r_next(FrStore *st, const char *skey, const char *owner, char **entry,
+                  uint8_t **bytes, size_t *len, int *prog) {
+  RedisStore *s = (RedisStore *)st;
+  char *k[3] = {key_of(skey, "lease"), key_of(skey, "inbox"), key_of(skey, "session")};
+  int rc = -1;
+  redisReply *r = NULL;
+  if (k[0] && k[1] && k[2]) {
+    const char *kv[4] = {k[0], k[1], k[2], owner};
+    r = rscript(s, S_NEXT, "next", 3, 4, kv, NULL);
+  }
+  if (r && r->type == REDIS_REPLY_INTEGER) {
+    rc = (int)r->integer;
+  } else if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+             r->element[0]->type == REDIS_REPLY_STRING) {
+    rc = (*entry = strndup(r->element[0]->str, r->element[0]->len)) ? 1 : -1;
+    if (rc == 1 && r->elements >= 2 && r->element[1]->type == REDIS_REPLY_STRING &&
+        split_state(r->element[1]->str, r->element[1]->len, bytes, len, prog) < 0)
+      rc = -1;
+  }
+  if (r) freeReplyObject(r);
+  for (int i = 0; i < 3; i++) free(k[i]);
+  if (rc < 0 && rc != -2) {
+    free(*entry);
+    *entry = NULL;
+    free(*bytes);
+    *bytes = NULL;
+    rc = -1;
+  }
+  return rc;
+}
+
+static int r_renew(FrStore *st, char *const *skeys, size_t n, const char *owner,
+                   int64_t now_ms, int64_t lease_ms, long *left) {
+  RedisStore *s = (RedisStore *)st;
+  size_t nk = 1 + 2 * n, nargs = nk + 3 + n;
+  const char **kv = calloc(nargs, sizeof *kv);
+  char **own = calloc(2 * n, sizeof *own);
+  char ls[24], ns[24];
+  snprintf(ls, sizeof ls, "%lld", (long long)lease_ms);
+  snprintf(ns, sizeof ns, "%lld", (long long)now_ms);
+  int rc = -1;
+  if (kv && own) {
+    int ok = 1;
+    kv[0] = READY_KEY;
+    for (size_t i = 0; i < n && ok; i++) {
+      own[2 * i] = key_of(skeys[i], "lease");
+      own[2 * i + 1] = key_of(skeys[i], "inbox");
+      ok = own[2 * i] && own[2 * i + 1];
+      kv[1 + 2 * i] = own[2 * i];
+      kv[2 + 2 * i] = own[2 * i + 1];
+      kv[nk + 3 + i] = skeys[i];
+    }
+    kv[nk] = owner;
+    kv[nk + 1] = ls;
+    kv[nk + 2] = ns;
+    redisReply *r = ok ? rscript(s, S_RENEW, "renew", (int)nk, (int)nargs, kv, NULL) : NULL;
+    if (r) {
+      for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++)
+        left[i] = r->element[i]->type == REDIS_REPLY_INTEGER ? (long)r->element[i]->integer : -1;
+      freeReplyObject(r);
+      rc = 0;
+    }
+  }
+  for (size_t i = 0; own && i < 2 * n; i++) free(own[i]);
+  free(own);
+  free(kv);
+  return rc;
+}
+
+static int r_ready(FrStore *st, int64_t now_ms, size_t max, char ***keys, size_t *n) {
+  char now[32], cnt[32];
+  snprintf(now, sizeof now, "%lld", (long long)now_ms);
+  snprintf(cnt, sizeof cnt, "%zu", max);
+  const char *argv[7] = {"ZRANGEBYSCORE", READY_KEY, "-inf", now, "LIMIT", "0", cnt};
+  redisReply *r = rcmd((RedisStore *)st, "ready", 7, argv, NULL);
+  if (!r) return -1;
+  take_strings(r, keys, n);
+  freeReplyObject(r);
+  return 0;
 }
 
 static int r_commit(FrStore *st, const FrCommit *c, int64_t now_ms) {
-  (void)now_ms;
   RedisStore *s = (RedisStore *)st;
-  size_t argc = 3 + 5 + 6 + 3 * c->nops + c->nout;
+  size_t argc = 7 + 8 + 3 * c->nops + c->nout;
   const char **argv = calloc(argc, sizeof *argv);
   size_t *lens = calloc(argc, sizeof *lens);
-  char *keys[5] = {key_of(c->skey, "session"), key_of(c->skey, "outbox"),
-                   c->wamid ? msg_key(c->skey, c->wamid) : key_of(c->skey, "msg:"),
-                   strdup(TIMERS_KEY), key_of(c->skey, "timers")};
+  char *keys[6] = {key_of(c->skey, "session"), key_of(c->skey, "outbox"),
+                   key_of(c->skey, "lease"),   key_of(c->skey, "timers"),
+                   key_of(c->skey, "inbox"),   NULL};
   char *nums = calloc(c->nops * 2 + 1, 24);
   char *state = NULL;
-  char ttl[32] = "", fired[16] = "", nops[16];
+  char nops[16], ls[24], ns[24], op[2] = {c->op ? c->op : 'k', 0};
   int rc = -1;
   if (!argv || !lens || !nums || !keys[0] || !keys[1] || !keys[2] || !keys[3] || !keys[4])
     goto out;
   size_t sl = 0;
-  if (c->state) {
+  if (c->op == 's') {
     char head[16];
     int hl = snprintf(head, sizeof head, "%d\n", c->prog);
     sl = (size_t)hl + c->len;
@@ -253,19 +566,19 @@ static int r_commit(FrStore *st, const FrCommit *c, int64_t now_ms) {
     memcpy(state, head, (size_t)hl);
     if (c->len) memcpy(state + hl, c->state, c->len);
   }
-  if (c->wamid) snprintf(ttl, sizeof ttl, "%lld", (long long)(FR_DEDUP_TTL_MS / 1000));
-  if (c->has_fired) snprintf(fired, sizeof fired, "%u", (unsigned)c->fired);
   snprintf(nops, sizeof nops, "%zu", c->nops);
+  snprintf(ls, sizeof ls, "%lld", (long long)c->lease_ms);
+  snprintf(ns, sizeof ns, "%lld", (long long)now_ms);
   size_t a = 0;
-  argv[a++] = "EVAL";
-  argv[a++] = COMMIT_LUA;
-  argv[a++] = "5";
-  for (int i = 0; i < 5; i++) argv[a++] = keys[i];
-  argv[a++] = ttl;
-  argv[a++] = c->state ? "set" : "del";
+  const char *k7[7] = {keys[0], keys[1], keys[2], TIMERS_KEY, keys[3], keys[4], READY_KEY};
+  for (int i = 0; i < 7; i++) argv[a++] = k7[i];
+  argv[a++] = c->owner ? c->owner : "";
+  argv[a++] = ls;
+  argv[a++] = ns;
+  argv[a++] = op;
   argv[a] = state ? state : "";
   lens[a++] = sl;
-  argv[a++] = fired;
+  argv[a++] = c->head ? c->head : "";
   argv[a++] = c->skey;
   argv[a++] = nops;
   for (size_t i = 0; i < c->nops; i++) {
@@ -279,20 +592,16 @@ static int r_commit(FrStore *st, const FrCommit *c, int64_t now_ms) {
   for (size_t i = 0; i < c->nout; i++) argv[a++] = c->outbox[i];
   for (size_t i = 0; i < a; i++)
     if (!lens[i] && argv[i] != state) lens[i] = strlen(argv[i]);
-  redisReply *r = rcmd(s, "commit", (int)a, argv, lens);
-  if (r) {
-    rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 1 : 0;
-    freeReplyObject(r);
-  }
+  long long r = script_int(rscript(s, S_COMMIT, "commit", 7, (int)a, argv, lens));
+  rc = r == 1 ? 1 : r == -1 ? -1 : 0;
 out:
   free(argv);
   free(lens);
   free(nums);
   free(state);
-  for (int i = 0; i < 5; i++) free(keys[i]);
+  for (int i = 0; i < 6; i++) free(keys[i]);
   return rc;
 }
-
 static int r_outbox_first(FrStore *st, const char *skey, char **entry) {
   RedisStore *s = (RedisStore *)st;
   char *k = key_of(skey, "outbox");
@@ -316,39 +625,23 @@ static int r_outbox_first(FrStore *st, const char *skey, char **entry) {
   return found;
 }
 
-static int r_outbox_pop(FrStore *st, const char *skey) {
-  RedisStore *s = (RedisStore *)st;
+static int r_outbox_ack(FrStore *st, const char *skey, const char *entry) {
   char *k = key_of(skey, "outbox");
   if (!k) return -1;
-  const char *argv[2] = {"LPOP", k};
-  redisReply *r = rcmd(s, "outbox_pop", 2, argv, NULL);
+  const char *kv[2] = {k, entry};
+  long long r = script_int(rscript((RedisStore *)st, S_ACK, "outbox_ack", 1, 2, kv, NULL));
   free(k);
-  if (!r) return -1;
-  freeReplyObject(r);
-  return 0;
+  return r == 1 ? 1 : r == -1 ? -1 : 0;
 }
 
-/* Removes the outbox's first entry only when it is the completed one (one key: atomic). */
-static const char ACK_LUA[] =
-    "if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then\n"
-    "  redis.call('LPOP', KEYS[1])\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
-
-static int r_outbox_ack(FrStore *st, const char *skey, const char *entry) {
-  RedisStore *s = (RedisStore *)st;
-  char *k = key_of(skey, "outbox");
-  if (!k) return -1;
-  const char *argv[5] = {"EVAL", ACK_LUA, "1", k, entry};
-  redisReply *r = rcmd(s, "outbox_ack", 5, argv, NULL);
-  free(k);
+static int r_dlq_remove(FrStore *st, const char *entry) {
+  const char *argv[4] = {"LREM", DLQ_KEY, "1", entry};
+  redisReply *r = rcmd((RedisStore *)st, "dlq_remove", 4, argv, NULL);
   if (!r) return -1;
-  int rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 1 : 0;
+  int rc = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
   freeReplyObject(r);
   return rc;
 }
-
 static int r_dlq_push(FrStore *st, const char *entry) {
   const char *argv[3] = {"RPUSH", DLQ_KEY, entry};
   redisReply *r = rcmd((RedisStore *)st, "dlq_push", 3, argv, NULL);
@@ -366,71 +659,8 @@ static int r_dlq_list(FrStore *st, size_t max, char ***entries, size_t *n) {
   const char *argv[4] = {"LRANGE", DLQ_KEY, "0", last};
   redisReply *r = rcmd((RedisStore *)st, "dlq_list", 4, argv, NULL);
   if (!r) return -1;
-  if (r->type == REDIS_REPLY_ARRAY && r->elements) {
-    char **e = calloc(r->elements, sizeof *e);
-    for (size_t i = 0; e && i < r->elements; i++)
-      if (r->element[i]->type == REDIS_REPLY_STRING && (e[*n] = malloc(r->element[i]->len + 1))) {
-        memcpy(e[*n], r->element[i]->str, r->element[i]->len);
-        e[*n][r->element[i]->len] = 0;
-        (*n)++;
-      }
-    *entries = e;
-  }
+  take_strings(r, entries, n);
   freeReplyObject(r);
-  return 0;
-}
-
-/* "flowvm:{SKEY}:outbox" -> SKEY */
-static char *skey_of(const char *k, size_t n) {
-  const char *a = memchr(k, '{', n);
-  if (!a) return NULL;
-  const char *b = memchr(a, '}', n - (size_t)(a - k));
-  if (!b) return NULL;
-  size_t l = (size_t)(b - a - 1);
-  char *s = malloc(l + 1);
-  if (s) {
-    memcpy(s, a + 1, l);
-    s[l] = 0;
-  }
-  return s;
-}
-
-static int r_outbox_keys(FrStore *st, char ***keys, size_t *n) {
-  RedisStore *s = (RedisStore *)st;
-  *keys = NULL;
-  *n = 0;
-  size_t cap = 0;
-  char cursor[32] = "0";
-  for (int guard = 0; guard < 100000; guard++) {
-    const char *argv[6] = {"SCAN", cursor, "MATCH", "flowvm:{*}:outbox", "COUNT", "1000"};
-    redisReply *r = rcmd(s, "scan", 6, argv, NULL);
-    if (!r) {
-      fr_store_keys_free(*keys, *n);
-      *keys = NULL;
-      *n = 0;
-      return -1;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-      freeReplyObject(r);
-      break;
-    }
-    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str ? r->element[0]->str : "0");
-    redisReply *arr = r->element[1];
-    for (size_t i = 0; arr->type == REDIS_REPLY_ARRAY && i < arr->elements; i++) {
-      if (*n == cap) {
-        cap = cap ? cap * 2 : 16;
-        char **nk = realloc(*keys, cap * sizeof *nk);
-        if (!nk) break;
-        *keys = nk;
-      }
-      if (*n < cap) {
-        char *sk = skey_of(arr->element[i]->str, arr->element[i]->len);
-        if (sk) (*keys)[(*n)++] = sk;
-      }
-    }
-    freeReplyObject(r);
-    if (strcmp(cursor, "0") == 0) break;
-  }
   return 0;
 }
 
@@ -471,33 +701,6 @@ static int r_due(FrStore *st, int64_t now_ms, size_t max, FrDue **due, size_t *n
   return 0;
 }
 
-static int r_timer_del(FrStore *st, const char *skey, uint32_t id) {
-  RedisStore *s = (RedisStore *)st;
-  size_t n = strlen(skey) + 16;
-  char *m = malloc(n);
-  char *hk = key_of(skey, "timers");
-  char ids[16];
-  snprintf(ids, sizeof ids, "%u", (unsigned)id);
-  int rc = -1;
-  if (m && hk) {
-    snprintf(m, n, "%s|%u", skey, (unsigned)id);
-    const char *a1[3] = {"ZREM", TIMERS_KEY, m};
-    const char *a2[3] = {"HDEL", hk, ids};
-    redisReply *r = rcmd(s, "timer_del", 3, a1, NULL);
-    if (r) {
-      freeReplyObject(r);
-      r = rcmd(s, "timer_del", 3, a2, NULL);
-      if (r) {
-        freeReplyObject(r);
-        rc = 0;
-      }
-    }
-  }
-  free(m);
-  free(hk);
-  return rc;
-}
-
 static size_t r_sweep(FrStore *st, int64_t now_ms) {
   (void)st;
   (void)now_ms;
@@ -505,11 +708,26 @@ static size_t r_sweep(FrStore *st, int64_t now_ms) {
 }
 
 static const FrStoreOps redis_ops = {
-    "redis",         r_free,        r_seen,          r_mark, r_load,      r_commit,
-    r_outbox_first, r_outbox_pop, r_outbox_keys, r_due,  r_timer_del, r_sweep,
-    r_outbox_ack,   r_dlq_push,   r_dlq_list,
+    .kind = "redis",
+    .free = r_free,
+    .seen = r_seen,
+    .enqueue = r_enqueue,
+    .fire = r_fire,
+    .claim = r_claim,
+    .next = r_next,
+    .release = r_release,
+    .renew = r_renew,
+    .ready = r_ready,
+    .load = r_load,
+    .commit = r_commit,
+    .outbox_first = r_outbox_first,
+    .due = r_due,
+    .sweep = r_sweep,
+    .outbox_ack = r_outbox_ack,
+    .dlq_push = r_dlq_push,
+    .dlq_list = r_dlq_list,
+    .dlq_remove = r_dlq_remove,
 };
-
 /* redis://[[user]:password@]host[:port][/db] */
 static int parse_url(RedisStore *s, const char *url, char *err, size_t errlen) {
   const char *p = url;

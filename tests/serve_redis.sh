@@ -170,8 +170,10 @@ if grep -q '"event":"timer_fired"' "$LOG"; then ok "timer fired by the new proce
 check "timer removed" 0 "$(R zrange flowvm:timers 0 -1 | grep -c "^$PNID:$WA2|")"
 check "ended session deleted" 0 "$(R exists "flowvm:{$PNID:$WA2}:session")"
 
-# an outbox entry left by a crash (after the commit, before the send) is performed at start
+# an outbox entry left by a crash (after the commit, before the send) is performed at start:
+# such a commit also left the session in flowvm:ready, scored by its lease's expiry
 kill9_vm
+R zadd flowvm:ready 0 "$PNID:$WA3" > /dev/null
 R rpush "flowvm:{$PNID:$WA3}:outbox" '{"k":"send","pnid":"'$PNID'","to":"'$WA3'","body":"{\"messaging_product\":\"whatsapp\",\"to\":\"'$WA3'\",\"type\":\"text\",\"text\":{\"body\":\"left over\"}}"}' > /dev/null
 start_vm || { bad "flowvm did not restart (outbox)"; finish; }
 wait_sends 8
