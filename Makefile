@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build asan test test-fast demo fuzz bench clean golden
+.PHONY: all deps build asan test test-fast demo fuzz bench bench-load clean golden
 
 all: build
 
@@ -46,6 +46,11 @@ fuzz: deps
 
 bench: build
 	@sh bench/run.sh $(BUILD)
+
+# The webhook load benchmark (bench/load.sh): flowvm with Redis and in memory, and
+# BuilderBot when node and npm are installed. Not a test: it measures.
+bench-load: build
+	@sh bench/load.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
