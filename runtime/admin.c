@@ -1,6 +1,6 @@
 /* runtime/admin.c: flowvm serve's admin API (admin.h): GET /admin/flows, GET and DELETE
- * /admin/sessions/{phone_number_id}/{wa_id}, POST /admin/reload; bearer token compared in
- * constant time. Sessions are read and reset through store.h only (fr_store_load, and a
+ * /admin/sessions/{phone_number_id}/{wa_id}, GET /admin/dlq, POST /admin/dlq/replay and
+ * /admin/dlq/discard, POST /admin/reload; bearer token compared in constant time. Sessions are read and reset through store.h only (fr_store_load, and a
  * commit with no state, which deletes the session with its timers). Trigger listing reads
  * the loaded image (bytecode.h / vm_int.h), as the disassembler does.
  */
@@ -21,6 +21,7 @@
 #include "admin.h"
 #include "bytecode.h"
 #include "log.h"
+#include "metrics.h"
 #include "vm_int.h"
 
 #define MAX_RELOAD_BODY 8192
@@ -219,16 +220,24 @@ static int session(FrAdmin *a, struct evhttp_request *req, const char *pnid, con
   return reply_json(req, 200, o);
 }
 
+#define DLQ_MAX 1000 /* dead letters listed or taken per request */
+
+/* The JSON body of a POST (at most max bytes): a new reference, or NULL. */
+static json_t *post_json(struct evhttp_request *req, size_t max) {
+  struct evbuffer *in = evhttp_request_get_input_buffer(req);
+  size_t n = evbuffer_get_length(in);
+  if (n > max) return NULL;
+  const char *body = n ? (const char *)evbuffer_pullup(in, -1) : "";
+  return json_loadb(body ? body : "", n, 0, NULL);
+}
+
 static int reload(FrAdmin *a, struct evhttp_request *req) {
   if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
     return reply_err(req, 405, "method not allowed");
   if (!a->reload) return reply_err(req, 501, "reload not available");
-  struct evbuffer *in = evhttp_request_get_input_buffer(req);
-  size_t n = evbuffer_get_length(in);
-  if (n > MAX_RELOAD_BODY) return reply_err(req, 413, "body too large");
-  const char *body = n ? (const char *)evbuffer_pullup(in, -1) : "";
-  json_error_t je;
-  json_t *o = json_loadb(body ? body : "", n, 0, &je);
+  if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > MAX_RELOAD_BODY)
+    return reply_err(req, 413, "body too large");
+  json_t *o = post_json(req, MAX_RELOAD_BODY);
   const char *path = o ? json_string_value(json_object_get(o, "path")) : NULL;
   if (!path || !*path) {
     json_decref(o);
@@ -243,6 +252,90 @@ static int reload(FrAdmin *a, struct evhttp_request *req) {
   json_object_set_new(r, "programs_loaded", json_integer(*a->nprogs));
   if (err[0]) json_object_set_new(r, "note", json_string(err));
   return reply_json(req, 200, r);
+}
+
+static int dlq_list(FrAdmin *a, struct evhttp_request *req) {
+  if (evhttp_request_get_command(req) != EVHTTP_REQ_GET)
+    return reply_err(req, 405, "method not allowed");
+  char **ents = NULL;
+  size_t n = 0;
+  long total = fr_store_dlq_len(a->store);
+  if (total < 0 || fr_store_dlq_list(a->store, DLQ_MAX, &ents, &n) != 0)
+    return reply_err(req, 503, "store unavailable");
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) {
+    json_t *e = json_loads(ents[i], 0, NULL);
+    json_t *o = json_pack("{s:I,s:o}", "index", (json_int_t)i, "entry",
+                          e ? e : json_string(ents[i]));
+    if (o) {
+      json_t *to = json_object_get(json_object_get(o, "entry"), "to");
+      if (json_is_string(to)) /* the recipient hashed, as in the logs */
+        json_object_set_new(json_object_get(o, "entry"), "to", fr_log_phone(json_string_value(to)));
+      json_object_del(json_object_get(o, "entry"), "body"); /* message content */
+    }
+    json_array_append_new(arr, o);
+  }
+  fr_store_keys_free(ents, n);
+  return reply_json(req, 200, json_pack("{s:I,s:o}", "count", (json_int_t)total, "entries", arr));
+}
+
+/* POST /admin/dlq/replay and /admin/dlq/discard with {"index": N} or {"all": true}: each
+ * chosen dead letter is removed from the queue (by value: a concurrent taker wins once)
+ * and, for a replay, its send goes back to its session's outbox through the inbox. */
+static int dlq_take(FrAdmin *a, struct evhttp_request *req, int replay) {
+  if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
+    return reply_err(req, 405, "method not allowed");
+  if (replay && !a->inject) return reply_err(req, 501, "replay not available");
+  json_t *o = post_json(req, MAX_RELOAD_BODY);
+  json_t *idx = json_object_get(o, "index");
+  int all = json_is_true(json_object_get(o, "all"));
+  if (!o || (!all && !json_is_integer(idx))) {
+    json_decref(o);
+    return reply_err(req, 400, "want {\"index\": N} or {\"all\": true}");
+  }
+  json_int_t want = all ? -1 : json_integer_value(idx);
+  json_decref(o);
+  char **ents = NULL;
+  size_t n = 0;
+  if (fr_store_dlq_list(a->store, DLQ_MAX, &ents, &n) != 0)
+    return reply_err(req, 503, "store unavailable");
+  if (!all && (want < 0 || (size_t)want >= n)) {
+    fr_store_keys_free(ents, n);
+    return reply_err(req, 404, "no such dead letter");
+  }
+  size_t done = 0;
+  int failed = 0;
+  for (size_t i = 0; i < n && !failed; i++) {
+    if (!all && (json_int_t)i != want) continue;
+    json_t *e = json_loads(ents[i], 0, NULL);
+    const char *skey = json_string_value(json_object_get(e, "skey"));
+    char *entry = NULL;
+    if (replay && skey) {
+      json_t *r = json_pack("{s:s,s:O,s:O,s:O}", "k", "resend", "pnid", json_object_get(e, "pnid"),
+                            "to", json_object_get(e, "to"), "body", json_object_get(e, "body"));
+      entry = r ? json_dumps(r, JSON_COMPACT) : NULL;
+      json_decref(r);
+    }
+    int rm = replay && !entry ? 0 : fr_store_dlq_remove(a->store, ents[i]);
+    if (rm < 0) failed = 1;
+    if (rm == 1 && entry && a->inject(a->arg, skey, entry) != 0) {
+      fr_store_dlq_push(a->store, ents[i]); /* put back: nothing lost */
+      failed = 1;
+    } else if (rm == 1) {
+      done++;
+    }
+    free(entry);
+    json_decref(e);
+  }
+  fr_store_keys_free(ents, n);
+  if (failed) return reply_err(req, 503, "store unavailable");
+  json_t *f = json_object();
+  json_object_set_new(f, replay ? "replayed" : "discarded", json_integer((json_int_t)done));
+  fr_log(replay ? "admin_dlq_replayed" : "admin_dlq_discarded", f);
+  long left = fr_store_dlq_len(a->store);
+  if (left >= 0) fr_metrics_dlq_size((double)left);
+  return reply_json(req, 200, json_pack("{s:I,s:I}", replay ? "replayed" : "discarded",
+                                        (json_int_t)done, "left", (json_int_t)left));
 }
 
 /* Splits "/admin/sessions/A/B" into decoded A and B (no '/', no ':' in A, not empty). */
@@ -282,6 +375,14 @@ int fr_admin_handle(FrAdmin *a, struct evhttp_request *req, const char *path,
   if (strcmp(path, "/admin/reload") == 0) {
     *route = "/admin/reload";
     return reload(a, req);
+  }
+  if (strcmp(path, "/admin/dlq") == 0) {
+    *route = "/admin/dlq";
+    return dlq_list(a, req);
+  }
+  if (strcmp(path, "/admin/dlq/replay") == 0 || strcmp(path, "/admin/dlq/discard") == 0) {
+    *route = "/admin/dlq";
+    return dlq_take(a, req, path[11] == 'r');
   }
   if (strncmp(path, "/admin/sessions/", 16) == 0) {
     *route = "/admin/sessions";

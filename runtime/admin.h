@@ -1,6 +1,7 @@
 /* runtime/admin.h: the admin API of flowvm serve, under /admin/ (docs/runtime.md, "Admin
  * API"): bearer-token check in constant time, the loaded programs, one session shown
- * (decoded) or reset, and bytecode reload. Answers JSON. Runs on the event loop's thread.
+ * (decoded) or reset, the dead-letter queue listed, replayed or discarded, and bytecode
+ * reload. Answers JSON. Runs on the event loop's thread.
  */
 #ifndef FR_ADMIN_H
 #define FR_ADMIN_H
@@ -21,6 +22,8 @@ typedef struct {
   /* Loads path as a new program (appended; the engine then routes with it too). Returns
    * its index, or -1 with a message in err. */
   int (*reload)(void *arg, const char *path, char *err, size_t errlen);
+  /* Puts entry in the inbox of session skey (fr_engine_inject): 0, or -1. */
+  int (*inject)(void *arg, const char *skey, const char *entry);
   void *arg;
 } FrAdmin;
 

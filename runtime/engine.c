@@ -24,6 +24,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 
 #define MAX_FOLLOWUPS 16   /* action results fed back after one event */
@@ -136,9 +137,11 @@ static void own(FrEngine *e, const char *skey) {
 
 /* ---- the outbox ---- */
 
-/* An outbox entry: {"k":"send","pnid":…,"to":…,"body":…}. */
-static char *send_entry(const char *pnid, const char *wa, const char *body) {
-  json_t *o = json_pack("{s:s,s:s,s:s,s:s}", "k", "send", "pnid", pnid, "to", wa, "body", body);
+/* An outbox entry: {"k":"send","pnid":…,"to":…,"body":…,"at":ms}; at: when the event that
+ * caused it was accepted (0: unknown), for the reply latency. */
+static char *send_entry(const char *pnid, const char *wa, const char *body, int64_t at) {
+  json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I}", "k", "send", "pnid", pnid, "to", wa, "body",
+                        body, "at", (json_int_t)at);
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   return s;
@@ -232,6 +235,15 @@ static int apply_done(FrEngine *e, FrSendDone *d) {
     json_object_set_new(f, "error", json_string(d->out.message));
     if (d->out.fbtrace_id[0]) json_object_set_new(f, "fbtrace_id", json_string(d->out.fbtrace_id));
     fr_log("send_dead_lettered", f);
+    fr_metrics_send("cloudapi", "dead_letter");
+    long dl_len = fr_store_dlq_len(e->store);
+    if (dl_len >= 0) fr_metrics_dlq_size((double)dl_len);
+  }
+  if (d->ok && d->attempts >= 0) {
+    const char *at = strstr((const char *)v, ",\"at\":");
+    long long t = at ? strtoll(at + 6, NULL, 10) : 0;
+    if (t > 0) fr_metrics_reply_latency((double)(now_ms() - t) / 1000.0);
+    d->attempts = -1 - d->attempts; /* counted: not again if the removal fails */
   }
   if (fr_store_outbox_ack(e->store, d->ref, (const char *)v) < 0) return -1;
   fr_map_del(e->inflight, d->ref);
@@ -309,11 +321,12 @@ static FvValue record2(FvHeap *h, const char *k1, FvValue v1, const char *k2, Fv
 
 /* ---- inbox entries ---- */
 
-/* A message's inbox entry: {"k":"msg","w":wamid,"n":name,"e":kind,"t":text,"ti":title,
- * "d":data}. */
-static char *message_entry(const FrItem *it, const FvEvent *ev) {
+/* A message's inbox entry: {"k":"msg","at":ms,"w":wamid,"n":name,"e":kind,"t":text,
+ * "ti":title,"d":data}; at: when it was accepted. */
+static char *message_entry(const FrItem *it, const FvEvent *ev, int64_t at) {
   json_t *o = json_object();
   json_object_set_new(o, "k", json_string("msg"));
+  json_object_set_new(o, "at", json_integer((json_int_t)at));
   json_object_set_new(o, "w", json_string(it->id.p));
   if (it->name.p) json_object_set_new(o, "n", json_string(it->name.p));
   json_object_set_new(o, "e", json_integer(ev->kind));
@@ -381,12 +394,12 @@ static int entry_event(json_t *o, FvHeap *h, FvEvent *ev, const char **name) {
 
 /* ---- running a session ---- */
 
-/* Resumes session s (program prog) with ev, commits the new state with its effects and the
- * consumption of the inbox entry head atomically, performs them, and feeds back failed
+/* Resumes session s (program prog) with ev (accepted at `at`), commits the new state with
+ * its effects and the consumption of the inbox entry head atomically, performs them, and feeds back failed
  * actions (bounded). Consumes s. Returns 1 done, 0 refused by the store (the lease lost),
  * -1 store unavailable (nothing of the first round committed). */
 static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, const char *wa,
-                            int prog, FvSession *s, FvEvent *ev, const char *head) {
+                            int prog, FvSession *s, FvEvent *ev, const char *head, int64_t at) {
   const FvProgram *p = e->progs[prog];
   char pending_key[128];
   int rc = 1;
@@ -420,7 +433,7 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
       if (fx->kind == FV_FX_SEND) {
         char err[160] = "";
         char *body = fr_cloud_body(wa, fx->msg, fx->payload, err, sizeof err);
-        char *entry = body ? send_entry(pnid, wa, body) : NULL;
+        char *entry = body ? send_entry(pnid, wa, body, at) : NULL;
         if (entry) out[nout++] = entry;
         else {
           json_t *f = log_fields(pnid, wa);
@@ -491,17 +504,34 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
   return rc;
 }
 
-/* Consumes the inbox entry head without running anything (no route, a stale timer, an
- * entry that is not ours). 1, 0 lease lost, -1 store unavailable. */
-static int consume(FrEngine *e, const char *key, const char *head) {
+/* Consumes the inbox entry head with state op ('k' keep, 'd' delete) and the outbox
+ * entries out[0..nout) and nothing else (no route, a stale timer, an entry that is not
+ * ours, a resend). 1, 0 lease lost, -1 store unavailable. */
+static int consume(FrEngine *e, const char *key, const char *head, char op, char *const *out,
+                   size_t nout) {
   FrCommit c;
   memset(&c, 0, sizeof c);
   c.skey = key;
   c.owner = g_owner;
   c.head = head;
   c.lease_ms = e->lease_ms;
-  c.op = 'k';
+  c.op = op;
+  c.outbox = out;
+  c.nout = nout;
   return fr_store_commit(e->store, &c, now_ms());
+}
+
+/* A dead letter replayed through the admin API ({"k":"resend","pnid","to","body"}): its
+ * send goes back to the session's outbox, after what is there. 1, 0 lease lost, -1. */
+static int resend(FrEngine *e, const char *key, const char *head, json_t *o) {
+  const char *pnid = json_string_value(json_object_get(o, "pnid"));
+  const char *to = json_string_value(json_object_get(o, "to"));
+  const char *body = json_string_value(json_object_get(o, "body"));
+  char *entry = pnid && to && body ? send_entry(pnid, to, body, 0) : NULL;
+  int r = consume(e, key, head, 'k', &entry, entry ? 1 : 0);
+  free(entry);
+  if (r == 1 && drain_outbox(e, key) < 0) e->need_recover = 1;
+  return r;
 }
 
 /* Runs one inbox entry of the session key, whose state (bytes, or none) came with it.
@@ -514,21 +544,30 @@ static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *by
   json_t *o = json_loads(head, 0, NULL);
   FvHeap *h = fv_heap_new(0);
   FvEvent ev;
+  memset(&ev, 0, sizeof ev);
+  ev.data = fv_unset();
   const char *name = NULL;
   int r = -1;
   if (!h) goto out;
+  int64_t at = (int64_t)json_integer_value(json_object_get(o, "at"));
+  if (at > 0) fr_metrics_queue_lag((double)(now_ms() - at) / 1000.0);
+  const char *kind = json_string_value(json_object_get(o, "k"));
+  if (kind && strcmp(kind, "resend") == 0) { /* a dead letter replayed: back to the outbox */
+    r = resend(e, key, head, o);
+    goto out;
+  }
   if (!o || entry_event(o, h, &ev, &name) != 0) {
     json_t *f = log_fields(pnid, wa);
     json_object_set_new(f, "error", json_string("unknown inbox entry"));
     fr_log("inbox_skipped", f);
-    r = consume(e, key, head);
+    r = consume(e, key, head, 'k', NULL, 0);
     goto out;
   }
   if (bytes && prog >= 0 && prog < e->nprogs) {
     char err[256];
     FvSession *s = fv_session_decode(e->progs[prog], bytes, len, err, sizeof err);
     if (s) {
-      r = resume_and_apply(e, key, pnid, wa, prog, s, &ev, head);
+      r = resume_and_apply(e, key, pnid, wa, prog, s, &ev, head, at);
       goto out;
     }
     json_t *f = log_fields(pnid, wa);
@@ -544,7 +583,7 @@ static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *by
   size_t tl = ev.kind == FV_EV_TEXT ? ev.text_len : ev.title_len;
   int flow = -1;
   prog = -1;
-  for (int i = 0; t && i < e->nprogs && flow < 0; i++) {
+  for (int i = e->nprogs - 1; t && i >= 0 && flow < 0; i--) { /* the newest program first */
     flow = fv_route_text(e->progs[i], t, tl);
     if (flow >= 0) prog = i;
   }
@@ -554,14 +593,8 @@ static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *by
       json_object_set_new(f, "kind", json_integer(ev.kind));
       fr_log("no_route", f);
     }
-    FrCommit c; /* a dropped session is deleted with its timers; else nothing changes */
-    memset(&c, 0, sizeof c);
-    c.skey = key;
-    c.owner = g_owner;
-    c.head = head;
-    c.lease_ms = e->lease_ms;
-    c.op = bytes ? 'd' : 'k';
-    r = fr_store_commit(e->store, &c, now_ms());
+    /* a dropped session is deleted with its timers; else nothing changes */
+    r = consume(e, key, head, bytes ? 'd' : 'k', NULL, 0);
     goto out;
   }
   const FvProgram *p = e->progs[prog];
@@ -581,7 +614,7 @@ static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *by
   json_t *f = log_fields(pnid, wa);
   json_object_set_new(f, "flow", json_string(fv_program_flow_name(p, flow)));
   fr_log("session_started", f);
-  r = resume_and_apply(e, key, pnid, wa, prog, s, &st, head);
+  r = resume_and_apply(e, key, pnid, wa, prog, s, &st, head, at);
 out:
   /* the session copied what it keeps into its own heap */
   if (h) {
@@ -677,7 +710,7 @@ static int process_item(FrEngine *e, const FrItem *it) {
     memset(&ev, 0, sizeof ev);
     int has_event = fr_item_event(it, &ev) == 0;
     char *key = session_key(it->phone_number_id.p, it->from.p);
-    char *entry = has_event ? message_entry(it, &ev) : strdup("{\"k\":\"none\"}");
+    char *entry = has_event ? message_entry(it, &ev, now_ms()) : strdup("{\"k\":\"none\"}");
     if (!key || !entry) {
       free(key);
       free(entry);
@@ -693,6 +726,7 @@ static int process_item(FrEngine *e, const FrItem *it) {
     json_object_set_new(f, "wamid", json_string(it->id.p));
     if (!(r & FR_ENQ_DUP)) json_object_set_new(f, "type", json_string(str(&it->type)));
     fr_log(r & FR_ENQ_DUP ? "duplicate" : "message", f);
+    if (r & FR_ENQ_DUP) fr_metrics_duplicate();
     if (r & FR_ENQ_RUN) own(e, key);
     free(key);
     return 0;
@@ -719,6 +753,13 @@ static int process_item(FrEngine *e, const FrItem *it) {
     return 0;
   }
   }
+}
+
+int fr_engine_inject(FrEngine *e, const char *skey, const char *entry) {
+  int r = fr_store_enqueue(e->store, skey, NULL, entry, g_owner, now_ms(), e->lease_ms);
+  if (r < 0) return -1;
+  if (r & FR_ENQ_RUN) own(e, skey);
+  return 0;
 }
 
 int fr_engine_process(FrEngine *e, FrBatch *batch) {
@@ -812,6 +853,8 @@ int fr_engine_recover(FrEngine *e) {
   /* also this process's own live leases (a reload): claimed again at once */
   int rc = take_over(e, now, now + e->lease_ms);
   e->need_recover = rc != 0;
+  long dl = fr_store_dlq_len(e->store);
+  if (dl >= 0) fr_metrics_dlq_size((double)dl);
   return rc;
 }
 

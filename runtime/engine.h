@@ -20,7 +20,7 @@
 
 typedef struct FrEngine FrEngine;
 
-/* progs: n loaded programs (borrowed; tried in order when routing). sender and store
+/* progs: n loaded programs (borrowed; tried newest first when routing). sender and store
  * borrowed. Starts the timer poll on base. */
 FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
                         FrSender *sender, FrStore *store);
@@ -29,6 +29,10 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
  * unavailable: the items from the failing one on were not accepted (answer 503 so that
  * Meta retries; the accepted ones are deduplicated then). */
 int fr_engine_process(FrEngine *e, FrBatch *batch);
+/* Appends entry (an inbox entry, e.g. {"k":"resend",…} for a dead letter replayed) to the
+ * inbox of skey, without a dedup marker, and runs it when the lease is free. 0, or -1 when
+ * the store failed. */
+int fr_engine_inject(FrEngine *e, const char *skey, const char *entry);
 /* Claims the sessions that have work and no live lease but this process's (what a crash or
  * a reload left). 0, or -1 when the store failed (tried again by the poll). */
 int fr_engine_recover(FrEngine *e);

@@ -220,6 +220,12 @@ static int load_program(Server *sv, const char *path) {
   return 0;
 }
 
+/* The admin API's way into the engine (a dead letter replayed). */
+static int inject_entry(void *arg, const char *skey, const char *entry) {
+  Server *sv = arg;
+  return sv->eng ? fr_engine_inject(sv->eng, skey, entry) : -1;
+}
+
 /* The admin reload (admin.h): loads path, appends it (older programs stay loaded: stored
  * sessions name their program by index and the state by hash), and remakes the engine
  * over the longer list. A program already loaded (same hash) is not loaded twice. */
@@ -626,6 +632,7 @@ int fr_serve_main(int argc, char **argv) {
   sv.admin.nprogs = &sv.nprogs;
   sv.admin.store = sv.store;
   sv.admin.reload = reload_program;
+  sv.admin.inject = inject_entry;
   sv.admin.arg = &sv;
   if (!sv.http || !sv.eng) {
     fprintf(stderr, "flowvm: could not start (out of memory?)\n");

@@ -231,6 +231,7 @@ int fr_store_dlq_list(FrStore *s, size_t max, char ***entries, size_t *n) {
   return s->ops->dlq_list(s, max, entries, n);
 }
 int fr_store_dlq_remove(FrStore *s, const char *entry) { return s->ops->dlq_remove(s, entry); }
+long fr_store_dlq_len(FrStore *s) { return s->ops->dlq_len(s); }
 void fr_store_keys_free(char **keys, size_t n) {
   for (size_t i = 0; i < n; i++) free(keys[i]);
   free(keys);
@@ -674,6 +675,8 @@ static int mem_dlq_remove(FrStore *st, const char *entry) {
   return 0;
 }
 
+static long mem_dlq_len(FrStore *st) { return (long)((MemStore *)st)->ndlq; }
+
 static int mem_due(FrStore *st, int64_t now_ms, size_t max, FrDue **due, size_t *n) {
   MemStore *s = (MemStore *)st;
   *due = NULL;
@@ -738,6 +741,7 @@ static const FrStoreOps mem_ops = {
     .dlq_push = mem_dlq_push,
     .dlq_list = mem_dlq_list,
     .dlq_remove = mem_dlq_remove,
+    .dlq_len = mem_dlq_len,
 };
 
 FrStore *fr_store_memory_new(void) {

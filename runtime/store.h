@@ -147,6 +147,8 @@ int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry);
 int fr_store_dlq_push(FrStore *s, const char *entry);
 /* Up to max dead letters, oldest first, into a malloc'd array (fr_store_keys_free). */
 int fr_store_dlq_list(FrStore *s, size_t max, char ***entries, size_t *n);
+/* The number of dead letters. */
+long fr_store_dlq_len(FrStore *s);
 /* Removes one dead letter equal to entry: 1 removed, 0 not there (already taken). */
 int fr_store_dlq_remove(FrStore *s, const char *entry);
 void fr_store_keys_free(char **keys, size_t n);
@@ -185,6 +187,7 @@ typedef struct {
   int (*dlq_push)(FrStore *s, const char *entry);
   int (*dlq_list)(FrStore *s, size_t max, char ***entries, size_t *n);
   int (*dlq_remove)(FrStore *s, const char *entry);
+  long (*dlq_len)(FrStore *s);
 } FrStoreOps;
 
 /* Every implementation's struct starts with this. */

@@ -634,6 +634,15 @@ static int r_outbox_ack(FrStore *st, const char *skey, const char *entry) {
   return r == 1 ? 1 : r == -1 ? -1 : 0;
 }
 
+static long r_dlq_len(FrStore *st) {
+  const char *argv[2] = {"LLEN", DLQ_KEY};
+  redisReply *r = rcmd((RedisStore *)st, "dlq_len", 2, argv, NULL);
+  if (!r) return -1;
+  long n = r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
+  freeReplyObject(r);
+  return n;
+}
+
 static int r_dlq_remove(FrStore *st, const char *entry) {
   const char *argv[4] = {"LREM", DLQ_KEY, "1", entry};
   redisReply *r = rcmd((RedisStore *)st, "dlq_remove", 4, argv, NULL);
@@ -727,6 +736,7 @@ static const FrStoreOps redis_ops = {
     .dlq_push = r_dlq_push,
     .dlq_list = r_dlq_list,
     .dlq_remove = r_dlq_remove,
+    .dlq_len = r_dlq_len,
 };
 /* redis://[[user]:password@]host[:port][/db] */
 static int parse_url(RedisStore *s, const char *url, char *err, size_t errlen) {

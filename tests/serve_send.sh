@@ -44,6 +44,9 @@ export WHATSAPP_ACCESS_TOKEN=test-access-token
 export FLOWVM_RETRY_BASE_MS=40 FLOWVM_RETRY_CAP_MS=300 FLOWVM_RETRY_MAX=30
 export FLOWVM_BREAKER_FAILURES=4 FLOWVM_BREAKER_COOLDOWN_MS=3000 FLOWVM_SEND_TIMEOUT_MS=3000
 export FLOWVM_PAIR_PACE_MS=50
+export FLOWVM_ADMIN_TOKEN=test-admin-token
+# a restarted flowvm reclaims its own leases at once (docs/runtime.md, "Several processes")
+export FLOWVM_NODE_ID=serve-send-vm
 
 cat > "$TMP/hi.flow" <<'FLOW'
 flow hi {
@@ -143,9 +146,32 @@ check "outage: each exactly once" 0 "$dups"
 if grep '"event":"breaker"' "$LOG" | tail -n1 | grep -q '"state":"closed"'; then ok "outage: breaker closed"; else bad "outage: breaker not closed"; fi
 check "no dead letters but the 131026" 1 "$(logc send_dead_lettered)"
 
+# 5. the dead-letter queue through the admin API: listed, replayed (delivered once), discarded
+ADM="Authorization: Bearer test-admin-token"
+check "dlq: listed" 200 "$(code -H "$ADM" "$URL/admin/dlq")"
+check "dlq: one dead letter" 1 "$(jq -r .count "$TMP/resp")"
+check "dlq: its code" 131026 "$(jq -r '.entries[0].entry.code' "$TMP/resp")"
+check "dlq: no body, the recipient hashed" "null false" \
+  "$(jq -r '[.entries[0].entry.body, (.entries[0].entry.to == "15550000007")] | map(tostring) | join(" ")' "$TMP/resp")"
+check "dlq: a bad request" 400 "$(code -H "$ADM" -d '{}' "$URL/admin/dlq/replay")"
+check "dlq: no such index" 404 "$(code -H "$ADM" -d '{"index":5}' "$URL/admin/dlq/replay")"
+check "dlq: replayed" 200 "$(code -H "$ADM" -d '{"index":0}' "$URL/admin/dlq/replay")"
+check "dlq: replay answer" "1 0" "$(jq -r '"\(.replayed) \(.left)"' "$TMP/resp")"
+j=0; while [ "$(to_count 15550000007)" -lt 1 ] && [ $j -lt 50 ]; do sleep 0.1; j=$((j + 1)); done
+check "dlq: the replayed send delivered" 1 "$(to_count 15550000007)"
+check "dlq: replaying again finds nothing" 404 "$(code -H "$ADM" -d '{"index":0}' "$URL/admin/dlq/replay")"
+inject "inject?n=1&status=400&file=$FIX/authored__131026-undeliverable-sync.json"
+hi 15550000008 > /dev/null
+j=0; while [ "$(logc send_dead_lettered)" -lt 2 ] && [ $j -lt 50 ]; do sleep 0.1; j=$((j + 1)); done
+check "dlq: the gauge" 1 "$(curl -s "$URL/metrics" | grep -c '^flowvm_dlq_entries 1$')"
+check "dlq: discarded" 200 "$(code -H "$ADM" -d '{"all":true}' "$URL/admin/dlq/discard")"
+check "dlq: discard answer" "1 0" "$(jq -r '"\(.discarded) \(.left)"' "$TMP/resp")"
+check "dlq: the discarded send not delivered" 0 "$(to_count 15550000008)"
+check "dlq: the gauge after the discard" 1 "$(curl -s "$URL/metrics" | grep -c '^flowvm_dlq_entries 0$')"
+
 kill "$VM_PID"; wait "$VM_PID" 2>/dev/null; VM_PID=""
 
-# 5. Redis: kill -9 while sends are queued (the mock answers slowly), then restart
+# 6. Redis: kill -9 while sends are queued (the mock answers slowly), then restart
 if command -v redis-server > /dev/null && command -v redis-cli > /dev/null; then
   RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no > "$TMP/redis.log" 2>&1 &
