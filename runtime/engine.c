@@ -382,6 +382,7 @@ static int entry_event(json_t *o, FvHeap *h, FvEvent *ev, const char **name) {
     ev->title_len = json_string_length(ti);
   }
   *name = json_string_value(json_object_get(o, "n"));
+  ev->confidence = json_number_value(json_object_get(o, "c"));
   if (d) {
     char *js = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
     char err[128];
@@ -578,13 +579,15 @@ static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *by
     json_object_set_new(f, "error", json_string("the session's program is not loaded"));
     fr_log("session_dropped", f);
   }
-  /* no session: only a text (or a button whose title is a trigger) starts one */
-  const char *t = ev.kind == FV_EV_TEXT ? ev.text : ev.kind == FV_EV_BUTTON ? ev.title : NULL;
-  size_t tl = ev.kind == FV_EV_TEXT ? ev.text_len : ev.title_len;
+  /* no session: a text (or a button whose title is a trigger) or an intent starts one */
+  int by_intent = ev.kind == FV_EV_INTENT;
+  const char *t = ev.kind == FV_EV_TEXT || by_intent ? ev.text
+                  : ev.kind == FV_EV_BUTTON ? ev.title : NULL;
+  size_t tl = ev.kind == FV_EV_BUTTON ? ev.title_len : ev.text_len;
   int flow = -1;
   prog = -1;
   for (int i = e->nprogs - 1; t && i >= 0 && flow < 0; i--) { /* the newest program first */
-    flow = fv_route_text(e->progs[i], t, tl);
+    flow = by_intent ? fv_route_intent(e->progs[i], t, tl) : fv_route_text(e->progs[i], t, tl);
     if (flow >= 0) prog = i;
   }
   if (flow < 0) {
@@ -611,6 +614,8 @@ static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *by
   st.text = t;
   st.text_len = tl;
   st.data = fv_unset();
+  st.by_intent = by_intent;
+  st.confidence = ev.confidence;
   json_t *f = log_fields(pnid, wa);
   json_object_set_new(f, "flow", json_string(fv_program_flow_name(p, flow)));
   fr_log("session_started", f);
@@ -760,6 +765,32 @@ int fr_engine_inject(FrEngine *e, const char *skey, const char *entry) {
   if (r < 0) return -1;
   if (r & FR_ENQ_RUN) own(e, skey);
   return 0;
+}
+
+int fr_engine_intent(FrEngine *e, const char *pnid, const char *wa, const char *id,
+                     const char *intent, double confidence, json_t *entities, int *dup) {
+  char *key = session_key(pnid, wa);
+  json_t *o = json_pack("{s:s,s:I,s:s,s:i,s:s,s:f}", "k", "msg", "at", (json_int_t)now_ms(),
+                        "w", id, "e", (int)FV_EV_INTENT, "t", intent, "c", confidence);
+  if (o && entities) json_object_set(o, "d", entities);
+  char *entry = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  int r = key && entry ? fr_store_enqueue(e->store, key, id, entry, g_owner, now_ms(),
+                                          e->lease_ms)
+                       : -1;
+  free(entry);
+  if (r >= 0) {
+    *dup = (r & FR_ENQ_DUP) != 0;
+    json_t *f = log_fields(pnid, wa);
+    json_object_set_new(f, "id", json_string(id));
+    json_object_set_new(f, "intent", json_string(intent));
+    json_object_set_new(f, "confidence", json_real(confidence));
+    fr_log(*dup ? "duplicate" : "intent", f);
+    if (*dup) fr_metrics_duplicate();
+    if (r & FR_ENQ_RUN) own(e, key);
+  }
+  free(key);
+  return r < 0 ? -1 : 0;
 }
 
 int fr_engine_process(FrEngine *e, FrBatch *batch) {

@@ -12,6 +12,7 @@
 #define FR_ENGINE_H
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "cloudapi.h"
 #include "flowvm.h"
@@ -33,6 +34,11 @@ int fr_engine_process(FrEngine *e, FrBatch *batch);
  * inbox of skey, without a dedup marker, and runs it when the lease is free. 0, or -1 when
  * the store failed. */
 int fr_engine_inject(FrEngine *e, const char *skey, const char *entry);
+/* Accepts an intent result for the session (pnid, wa) (POST /v1/events): an intent event
+ * in its inbox, deduplicated by id; entities: an object or NULL. *dup is set when id was
+ * seen. 0, or -1 when the store failed. */
+int fr_engine_intent(FrEngine *e, const char *pnid, const char *wa, const char *id,
+                     const char *intent, double confidence, json_t *entities, int *dup);
 /* Claims the sessions that have work and no live lease but this process's (what a crash or
  * a reload left). 0, or -1 when the store failed (tried again by the poll). */
 int fr_engine_recover(FrEngine *e);

@@ -31,6 +31,7 @@
 #include "admin.h"
 #include "cloudapi.h"
 #include "engine.h"
+#include "events.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -46,6 +47,7 @@ typedef struct {
   char *listen, *api_base, *redis_url;
   char *app_secret, *verify_token, *access_token;
   char *admin_token; /* optional: NULL disables the admin API */
+  char *events_token; /* optional: NULL disables POST /v1/events */
 } Config;
 
 typedef struct {
@@ -78,6 +80,7 @@ static void usage(FILE *f) {
         "  WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, WHATSAPP_ACCESS_TOKEN (required; or\n"
         "  the same names with _FILE: a file holding the secret)\n"
         "  FLOWVM_ADMIN_TOKEN or FLOWVM_ADMIN_TOKEN_FILE (optional: enables /admin/)\n"
+        "  FLOWVM_EVENTS_TOKEN or FLOWVM_EVENTS_TOKEN_FILE (optional: enables POST /v1/events)\n"
         "A port of 0 picks a free port; the 'listening' log line says which.\n",
         f);
 }
@@ -482,6 +485,9 @@ static int route(Server *sv, struct evhttp_request *req, const char *path, ReqIn
   } else if (strcmp(path, "/metrics") == 0) {
     ri->route = "/metrics";
     if (get) return metrics(req);
+  } else if (strcmp(path, "/v1/events") == 0) {
+    ri->route = "/v1/events";
+    return fr_events_handle(sv->eng, sv->cfg.events_token, req, ri->why);
   } else if (strcmp(path, "/admin") == 0 || strncmp(path, "/admin/", 7) == 0) {
     return fr_admin_handle(&sv->admin, req, path, &ri->route);
   } else {
@@ -552,6 +558,7 @@ static void free_config(Config *c) {
   free(c->verify_token);
   free(c->access_token);
   free(c->admin_token);
+  free(c->events_token);
 }
 
 int fr_serve_main(int argc, char **argv) {
@@ -588,7 +595,8 @@ int fr_serve_main(int argc, char **argv) {
   if (secret("WHATSAPP_APP_SECRET", &sv.cfg.app_secret) ||
       secret("WHATSAPP_VERIFY_TOKEN", &sv.cfg.verify_token) ||
       secret("WHATSAPP_ACCESS_TOKEN", &sv.cfg.access_token) ||
-      optional_secret("FLOWVM_ADMIN_TOKEN", &sv.cfg.admin_token)) {
+      optional_secret("FLOWVM_ADMIN_TOKEN", &sv.cfg.admin_token) ||
+      optional_secret("FLOWVM_EVENTS_TOKEN", &sv.cfg.events_token)) {
     free_config(&sv.cfg);
     return 1;
   }

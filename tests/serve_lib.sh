@@ -35,3 +35,27 @@ wait_sends() { # N [TENTHS]: waits (10 s by default) until the mock recorded N r
   j=0
   while [ "$(sends)" -lt "$1" ] && [ $j -lt "${2:-100}" ]; do sleep 0.1; j=$((j + 1)); done
 }
+
+# NAME SECONDS: a watchdog that stops the calling script (TERM) after SECONDS; sets WATCHDOG.
+start_watchdog() {
+  ( trap 'kill $s 2>/dev/null; exit 0' TERM; sleep "$2" & s=$!; wait $s; echo "$1: timed out" >&2
+    kill -TERM $$ ) < /dev/null > /dev/null 2>&1 &
+  WATCHDOG=$!
+}
+# FILE...: stops the watchdog, prints the counts and exits 0, or, after a failure, prints
+# each existing FILE under a header and exits 1.
+finish_with() {
+  kill "$WATCHDOG" 2>/dev/null
+  echo "$pass passed, $fail failed"
+  [ "$fail" -eq 0 ] && exit 0
+  for f in "$@"; do [ -e "$f" ] && { echo "--- $(basename "$f")"; cat "$f"; }; done
+  exit 1
+}
+# LOG: waits (5 s at most) for flowvm's "listening" line in LOG; sets PORT ("" if none).
+wait_listening() {
+  i=0 PORT=""
+  while [ -z "$PORT" ] && [ $i -lt 100 ]; do
+    sleep 0.05; i=$((i + 1))
+    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$1" | head -n1)
+  done
+}
