@@ -148,14 +148,20 @@ static char *send_entry(const char *pnid, const char *wa, const char *body, int6
 }
 
 /* Hands the oldest outbox entry of skey to the sender, unless one of that session is
- * already being sent (then its completion hands the next). Entries that cannot be sent are
- * removed (logged). Returns 1 handed, 0 nothing to do, -1 when the store failed. */
-static int drain_outbox(FrEngine *e, const char *skey) {
-  if (fr_map_get(e->inflight, skey, 0, NULL, NULL, NULL)) return 0;
+ * already being sent (then its completion hands the next). first: that entry when the
+ * caller knows it (taken over: freed here), or NULL to read it. Entries that cannot be
+ * sent are removed (logged). Returns 1 handed, 0 nothing to do, -1 when the store failed. */
+static int drain_outbox(FrEngine *e, const char *skey, char *first) {
+  char *entry = first;
+  if (fr_map_get(e->inflight, skey, 0, NULL, NULL, NULL)) {
+    free(entry);
+    return 0;
+  }
   for (int guard = 0; guard < 100000; guard++) {
-    char *entry = NULL;
-    int r = fr_store_outbox_first(e->store, skey, &entry);
-    if (r <= 0) return r < 0 ? -1 : 0;
+    if (!entry) {
+      int r = fr_store_outbox_first(e->store, skey, &entry);
+      if (r <= 0) return r < 0 ? -1 : 0;
+    }
     json_t *o = json_loads(entry, 0, NULL);
     const char *k = json_string_value(json_object_get(o, "k"));
     const char *pnid = json_string_value(json_object_get(o, "pnid"));
@@ -179,15 +185,19 @@ static int drain_outbox(FrEngine *e, const char *skey) {
       fr_log("outbox_skipped", f);
     }
     json_decref(o);
-    if (!handed) {
-      r = fr_store_outbox_ack(e->store, skey, entry);
+    if (handed) {
       free(entry);
-      if (r < 0) return -1;
-      continue;
+      return 1;
     }
+    char *next = NULL;
+    int r = fr_store_outbox_ack(e->store, skey, entry, NULL, &next, NULL);
     free(entry);
-    return 1;
+    entry = r == 1 ? next : NULL;
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    if (!entry) return 0;
   }
+  free(entry);
   return 0;
 }
 
@@ -245,9 +255,16 @@ static int apply_done(FrEngine *e, FrSendDone *d) {
     if (t > 0) fr_metrics_reply_latency((double)(now_ms() - t) / 1000.0);
     d->attempts = -1 - d->attempts; /* counted: not again if the removal fails */
   }
-  if (fr_store_outbox_ack(e->store, d->ref, (const char *)v) < 0) return -1;
+  char *next = NULL;
+  int released = 0;
+  int r = fr_store_outbox_ack(e->store, d->ref, (const char *)v, g_owner, &next, &released);
+  if (r < 0) return -1;
   fr_map_del(e->inflight, d->ref);
-  int k = drain_outbox(e, d->ref);
+  if (released) { /* nothing left: the lease went back with the removal */
+    fr_map_del(e->owned, d->ref);
+    return 0;
+  }
+  int k = drain_outbox(e, d->ref, next);
   if (k < 0) e->need_recover = 1;
   else if (k == 0) schedule(e, d->ref); /* the outbox is empty: run the inbox, or release */
   return 0;
@@ -395,12 +412,44 @@ static int entry_event(json_t *o, FvHeap *h, FvEvent *ev, const char **name) {
 
 /* ---- running a session ---- */
 
+/* What a commit leaves to run next: the inbox's next entry and the state it runs on. */
+typedef struct {
+  char *head;
+  uint8_t *bytes; /* NULL: no session */
+  size_t len;
+  int prog;
+} Next;
+
+static void next_free(Next *nx) {
+  free(nx->head);
+  free(nx->bytes);
+  memset(nx, 0, sizeof *nx);
+}
+
+/* After a successful commit c of key whose new state is bytes (taken over; NULL: none):
+ * fills nx with the inbox's next entry, hands the outbox's oldest to the sender, and drops
+ * the lease from this process's set when the commit gave it back. */
+static void after_commit(FrEngine *e, const char *key, FrCommit *c, uint8_t *bytes,
+                         size_t len, int prog, Next *nx) {
+  next_free(nx);
+  nx->head = c->next;
+  nx->bytes = bytes;
+  nx->len = len;
+  nx->prog = prog;
+  c->next = NULL;
+  if (c->released) fr_map_del(e->owned, key);
+  char *first = c->out_first;
+  c->out_first = NULL;
+  if (first && drain_outbox(e, key, first) < 0) e->need_recover = 1; /* sent later */
+}
+
 /* Resumes session s (program prog) with ev (accepted at `at`), commits the new state with
  * its effects and the consumption of the inbox entry head atomically, performs them, and feeds back failed
- * actions (bounded). Consumes s. Returns 1 done, 0 refused by the store (the lease lost),
- * -1 store unavailable (nothing of the first round committed). */
+ * actions (bounded). Consumes s. Fills nx with what is next. Returns 1 done, 0 refused by
+ * the store (the lease lost), -1 store unavailable (nothing of the first round committed). */
 static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, const char *wa,
-                            int prog, FvSession *s, FvEvent *ev, const char *head, int64_t at) {
+                            int prog, FvSession *s, FvEvent *ev, const char *head, int64_t at,
+                            Next *nx) {
   const FvProgram *p = e->progs[prog];
   char pending_key[128];
   int rc = 1;
@@ -449,13 +498,29 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
         ops[nops++] = (FrTimerOp){'c', fx->timer_id, 0};
       }
     }
-    FrCommit c = {key, g_owner, round == 0 ? head : NULL, e->lease_ms,
-                  st == FV_WAITING ? 's' : 'd', ops, nops, bytes, blen, prog, out, nout};
+    int has_action = 0;
+    for (size_t i = 0; i < n; i++) has_action |= res.effects[i].kind == FV_FX_ACTION;
+    FrCommit c;
+    memset(&c, 0, sizeof c);
+    c.skey = key;
+    c.owner = g_owner;
+    c.head = round == 0 ? head : NULL;
+    c.lease_ms = e->lease_ms;
+    c.keep_lease = has_action && st == FV_WAITING; /* its result comes back here */
+    c.op = st == FV_WAITING ? 's' : 'd';
+    c.ops = ops;
+    c.nops = nops;
+    c.state = bytes;
+    c.len = blen;
+    c.prog = prog;
+    c.outbox = out;
+    c.nout = nout;
     int cr = fr_store_commit(e->store, &c, now_ms());
     for (size_t i = 0; i < nout; i++) free(out[i]);
     free(out);
     free(ops);
-    free(bytes);
+    if (cr == 1) after_commit(e, key, &c, bytes, blen, prog, nx);
+    else free(bytes);
     if (cr != 1) {
       if (cr < 0) log_store_failed(pnid, wa, "could not commit the session");
       fv_result_clear(&res);
@@ -484,7 +549,6 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
       default: break;
       }
     }
-    if (drain_outbox(e, key) < 0) e->need_recover = 1; /* committed: sent later */
     if (st == FV_FAILED || st == FV_OUT_OF_BUDGET) {
       json_t *f = log_fields(pnid, wa);
       json_object_set_new(f, "error", json_string(res.error[0] ? res.error
@@ -507,9 +571,10 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
 
 /* Consumes the inbox entry head with state op ('k' keep, 'd' delete) and the outbox
  * entries out[0..nout) and nothing else (no route, a stale timer, an entry that is not
- * ours, a resend). 1, 0 lease lost, -1 store unavailable. */
+ * ours, a resend); cur: the entry's state, nx: what is next. 1, 0 lease lost, -1 store
+ * unavailable. */
 static int consume(FrEngine *e, const char *key, const char *head, char op, char *const *out,
-                   size_t nout) {
+                   size_t nout, const Next *cur, Next *nx) {
   FrCommit c;
   memset(&c, 0, sizeof c);
   c.skey = key;
@@ -519,26 +584,39 @@ static int consume(FrEngine *e, const char *key, const char *head, char op, char
   c.op = op;
   c.outbox = out;
   c.nout = nout;
-  return fr_store_commit(e->store, &c, now_ms());
+  int r = fr_store_commit(e->store, &c, now_ms());
+  if (r == 1) { /* the state is unchanged (or gone) */
+    uint8_t *bytes = op == 'k' && cur->bytes ? malloc(cur->len ? cur->len : 1) : NULL;
+    if (bytes && cur->len) memcpy(bytes, cur->bytes, cur->len);
+    after_commit(e, key, &c, bytes, cur->len, cur->prog, nx);
+    if (op == 'k' && cur->bytes && !bytes) { /* out of memory: read it again next time */
+      free(nx->head);
+      nx->head = NULL;
+      schedule(e, key);
+    }
+  }
+  return r;
 }
 
 /* A dead letter replayed through the admin API ({"k":"resend","pnid","to","body"}): its
  * send goes back to the session's outbox, after what is there. 1, 0 lease lost, -1. */
-static int resend(FrEngine *e, const char *key, const char *head, json_t *o) {
+static int resend(FrEngine *e, const char *key, const Next *cur, json_t *o, Next *nx) {
   const char *pnid = json_string_value(json_object_get(o, "pnid"));
   const char *to = json_string_value(json_object_get(o, "to"));
   const char *body = json_string_value(json_object_get(o, "body"));
   char *entry = pnid && to && body ? send_entry(pnid, to, body, 0) : NULL;
-  int r = consume(e, key, head, 'k', &entry, entry ? 1 : 0);
+  int r = consume(e, key, cur->head, 'k', &entry, entry ? 1 : 0, cur, nx);
   free(entry);
-  if (r == 1 && drain_outbox(e, key) < 0) e->need_recover = 1;
   return r;
 }
 
-/* Runs one inbox entry of the session key, whose state (bytes, or none) came with it.
- * Returns 1 done, 0 the lease was lost, -1 store unavailable. */
-static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *bytes,
-                     size_t len, int prog) {
+/* Runs one inbox entry of the session key, cur (with the state it runs on); nx gets what
+ * is next. Returns 1 done, 0 the lease was lost, -1 store unavailable. */
+static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
+  const char *head = cur->head;
+  const uint8_t *bytes = cur->bytes;
+  size_t len = cur->len;
+  int prog = cur->prog;
   char *pnid = NULL;
   const char *wa = NULL;
   if (split_key(key, &pnid, &wa) != 0) return -1;
@@ -554,21 +632,21 @@ static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *by
   if (at > 0) fr_metrics_queue_lag((double)(now_ms() - at) / 1000.0);
   const char *kind = json_string_value(json_object_get(o, "k"));
   if (kind && strcmp(kind, "resend") == 0) { /* a dead letter replayed: back to the outbox */
-    r = resend(e, key, head, o);
+    r = resend(e, key, cur, o, nx);
     goto out;
   }
   if (!o || entry_event(o, h, &ev, &name) != 0) {
     json_t *f = log_fields(pnid, wa);
     json_object_set_new(f, "error", json_string("unknown inbox entry"));
     fr_log("inbox_skipped", f);
-    r = consume(e, key, head, 'k', NULL, 0);
+    r = consume(e, key, head, 'k', NULL, 0, cur, nx);
     goto out;
   }
   if (bytes && prog >= 0 && prog < e->nprogs) {
     char err[256];
     FvSession *s = fv_session_decode(e->progs[prog], bytes, len, err, sizeof err);
     if (s) {
-      r = resume_and_apply(e, key, pnid, wa, prog, s, &ev, head, at);
+      r = resume_and_apply(e, key, pnid, wa, prog, s, &ev, head, at, nx);
       goto out;
     }
     json_t *f = log_fields(pnid, wa);
@@ -597,7 +675,7 @@ static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *by
       fr_log("no_route", f);
     }
     /* a dropped session is deleted with its timers; else nothing changes */
-    r = consume(e, key, head, bytes ? 'd' : 'k', NULL, 0);
+    r = consume(e, key, head, bytes ? 'd' : 'k', NULL, 0, cur, nx);
     goto out;
   }
   const FvProgram *p = e->progs[prog];
@@ -619,7 +697,7 @@ static int run_entry(FrEngine *e, const char *key, const char *head, uint8_t *by
   json_t *f = log_fields(pnid, wa);
   json_object_set_new(f, "flow", json_string(fv_program_flow_name(p, flow)));
   fr_log("session_started", f);
-  r = resume_and_apply(e, key, pnid, wa, prog, s, &st, head, at);
+  r = resume_and_apply(e, key, pnid, wa, prog, s, &st, head, at, nx);
 out:
   /* the session copied what it keeps into its own heap */
   if (h) {
@@ -631,55 +709,55 @@ out:
   return r;
 }
 
+/* The inbox of key is empty: hands the outbox's oldest entry to the sender, or gives the
+ * lease back when there is nothing left and no send in flight. */
+static void run_idle(FrEngine *e, const char *key) {
+  if (fr_map_get(e->inflight, key, 0, NULL, NULL, NULL)) return; /* its completion comes back */
+  int d = drain_outbox(e, key, NULL);
+  if (d != 0) {
+    if (d < 0) e->need_recover = 1;
+    return;
+  }
+  int rel = fr_store_release(e->store, key, g_owner);
+  if (rel == 1 || rel == -2) fr_map_del(e->owned, key);
+  else if (rel < 0) e->need_recover = 1;
+  else schedule(e, key); /* work arrived meanwhile */
+}
+
 /* Runs the session key (this process holds its lease): its inbox entries, oldest first (at
- * most RUN_BATCH, then it queues itself again), then gives the lease back when inbox and
- * outbox are empty and no send is in flight. */
+ * most RUN_BATCH, then it queues itself again). Each commit says what is next, so one
+ * store round trip reads the first entry and each entry costs one commit; the commit that
+ * leaves inbox and outbox empty gives the lease back. */
 static void run_session(FrEngine *e, const char *key) {
   if (!fr_map_get(e->owned, key, 0, NULL, NULL, NULL)) return;
-  for (int i = 0; i < RUN_BATCH; i++) {
-    char *head = NULL;
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    int prog = -1;
-    int r = fr_store_next(e->store, key, g_owner, &head, &bytes, &len, &prog);
-    if (r == 1) r = run_entry(e, key, head, bytes, len, prog);
-    free(head);
-    free(bytes);
-    if (r == 1) continue;
-    if (r < 0 && r != -2) {
-      e->need_recover = 1; /* tried again by the poll */
-      return;
-    }
-    if (r != 0 || fr_store_next(e->store, key, g_owner, &head, &bytes, &len, &prog) == -2) {
-      free(head);
-      free(bytes);
-      json_t *f = json_object();
-      json_object_set_new(f, "session", fr_log_phone(key));
-      fr_log("lease_lost", f);
-      fr_map_del(e->owned, key); /* another process runs it now */
-      return;
-    }
-    free(head);
-    free(bytes);
-    /* the inbox is empty */
-    if (fr_map_get(e->inflight, key, 0, NULL, NULL, NULL)) return; /* its completion comes back */
-    int d = drain_outbox(e, key);
-    if (d != 0) {
-      if (d < 0) e->need_recover = 1;
-      return;
-    }
-    int rel = fr_store_release(e->store, key, g_owner);
-    if (rel == 1 || rel == -2) {
-      fr_map_del(e->owned, key);
-      return;
-    }
-    if (rel < 0) {
-      e->need_recover = 1;
-      return;
-    }
-    /* rel == 0: work arrived meanwhile: go on */
+  Next nx;
+  memset(&nx, 0, sizeof nx);
+  int r = fr_store_next(e->store, key, g_owner, &nx.head, &nx.bytes, &nx.len, &nx.prog);
+  if (r == 0) {
+    run_idle(e, key);
+    return;
   }
-  schedule(e, key);
+  for (int i = 0; r == 1 && nx.head; i++) {
+    if (i == RUN_BATCH) { /* let the other sessions have a turn */
+      next_free(&nx);
+      schedule(e, key);
+      return;
+    }
+    Next cur = nx;
+    memset(&nx, 0, sizeof nx);
+    r = run_entry(e, key, &cur, &nx);
+    next_free(&cur);
+  }
+  next_free(&nx);
+  if (r == 1) return; /* released, or sends in flight (their completions come back) */
+  if (r == -1) {
+    e->need_recover = 1; /* tried again by the poll */
+    return;
+  }
+  json_t *f = json_object(); /* 0 or -2: another process runs it now */
+  json_object_set_new(f, "session", fr_log_phone(key));
+  fr_log("lease_lost", f);
+  fr_map_del(e->owned, key);
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg) {

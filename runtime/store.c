@@ -217,14 +217,23 @@ int fr_store_ready(FrStore *s, int64_t now_ms, size_t max, char ***keys, size_t 
 int fr_store_load(FrStore *s, const char *skey, uint8_t **bytes, size_t *len, int *prog) {
   return s->ops->load(s, skey, bytes, len, prog);
 }
-int fr_store_commit(FrStore *s, const FrCommit *c, int64_t now_ms) {
+int fr_store_commit(FrStore *s, FrCommit *c, int64_t now_ms) {
+  c->next = c->out_first = NULL;
+  c->released = 0;
   return s->ops->commit(s, c, now_ms);
 }
 int fr_store_outbox_first(FrStore *s, const char *skey, char **entry) {
   return s->ops->outbox_first(s, skey, entry);
 }
-int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry) {
-  return s->ops->outbox_ack(s, skey, entry);
+int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry, const char *owner,
+                        char **next, int *released) {
+  char *nx = NULL;
+  int rel = 0;
+  int r = s->ops->outbox_ack(s, skey, entry, owner, &nx, &rel);
+  if (next) *next = nx;
+  else free(nx);
+  if (released) *released = rel;
+  return r;
 }
 int fr_store_dlq_push(FrStore *s, const char *entry) { return s->ops->dlq_push(s, entry); }
 int fr_store_dlq_list(FrStore *s, size_t max, char ***entries, size_t *n) {
@@ -387,6 +396,15 @@ static int lease_take(MemSess *m, const char *owner, int64_t now_ms, int64_t lea
   return 1;
 }
 
+/* After a commit or an ack by owner: gives the lease back when nothing is left. */
+static int mem_release_idle(MemStore *s, const char *skey, MemSess *m, const char *owner) {
+  if (!owner || !m->owner || strcmp(m->owner, owner) != 0 || m->inbox.n || m->outbox.n) return 0;
+  free(m->owner);
+  m->owner = NULL;
+  sess_gc(s, skey, m);
+  return 1;
+}
+
 static void mem_free(FrStore *st) {
   MemStore *s = (MemStore *)st;
   if (s->sess) {
@@ -508,11 +526,7 @@ static int mem_release(FrStore *st, const char *skey, const char *owner) {
   MemStore *s = (MemStore *)st;
   MemSess *m = sess_get(s, skey);
   if (!m || !m->owner || strcmp(m->owner, owner) != 0) return -2;
-  if (m->inbox.n || m->outbox.n) return 0;
-  free(m->owner);
-  m->owner = NULL;
-  sess_gc(s, skey, m);
-  return 1;
+  return mem_release_idle(s, skey, m, owner);
 }
 
 static int mem_renew(FrStore *st, char *const *skeys, size_t n, const char *owner,
@@ -559,7 +573,7 @@ static int mem_load(FrStore *st, const char *skey, uint8_t **bytes, size_t *len,
   return 1;
 }
 
-static int mem_commit(FrStore *st, const FrCommit *c, int64_t now_ms) {
+static int mem_commit(FrStore *st, FrCommit *c, int64_t now_ms) {
   MemStore *s = (MemStore *)st;
   MemSess *m = c->owner ? sess_get(s, c->skey) : sess_make(s, c->skey);
   if (!m) return c->owner ? 0 : -1;
@@ -614,6 +628,12 @@ static int mem_commit(FrStore *st, const FrCommit *c, int64_t now_ms) {
   }
   for (size_t i = 0; i < n; i++) q_push(&m->outbox, outs[i]); /* room was made above */
   free(outs);
+  if (c->owner) {
+    c->next = m->inbox.n ? strdup(q_first(&m->inbox)) : NULL;
+    c->out_first = m->outbox.n ? strdup(q_first(&m->outbox)) : NULL;
+    c->released = c->keep_lease ? 0 : mem_release_idle(s, c->skey, m, c->owner);
+    if (c->released) return 1; /* m may be gone */
+  }
   sess_gc(s, c->skey, m);
   return 1;
 }
@@ -625,12 +645,15 @@ static int mem_outbox_first(FrStore *st, const char *skey, char **entry) {
   return *entry ? 1 : -1;
 }
 
-static int mem_outbox_ack(FrStore *st, const char *skey, const char *entry) {
+static int mem_outbox_ack(FrStore *st, const char *skey, const char *entry,
+                          const char *owner, char **next, int *released) {
   MemStore *s = (MemStore *)st;
   MemSess *m = sess_get(s, skey);
   if (!m || !m->outbox.n || strcmp(q_first(&m->outbox), entry) != 0) return 0;
   q_pop(&m->outbox);
-  sess_gc(s, skey, m);
+  *next = m->outbox.n ? strdup(q_first(&m->outbox)) : NULL;
+  *released = mem_release_idle(s, skey, m, owner);
+  if (!*released) sess_gc(s, skey, m);
   return 1;
 }
 

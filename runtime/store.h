@@ -65,6 +65,7 @@ typedef struct {
   const char *owner;
   const char *head;
   int64_t lease_ms;
+  int keep_lease; /* do not give the lease back even when nothing is left */
   char op;
   const FrTimerOp *ops;
   size_t nops;
@@ -73,6 +74,11 @@ typedef struct {
   int prog;
   char *const *outbox;
   size_t nout;
+  /* Set by a commit with owner that succeeded: the inbox's next entry and the outbox's
+   * oldest (malloc'd, or NULL when empty: the caller frees them), and released = 1 when
+   * both were empty, so the lease was given back in the same step. */
+  char *next, *out_first;
+  int released;
 } FrCommit;
 
 /* A due timer: skey and its timer id. */
@@ -137,12 +143,16 @@ int fr_store_ready(FrStore *s, int64_t now_ms, size_t max, char ***keys, size_t 
 int fr_store_load(FrStore *s, const char *skey, uint8_t **bytes, size_t *len, int *prog);
 /* Commits c atomically: 1 done; 0 refused, nothing changed (the lease lost, or the inbox
  * entry already consumed). */
-int fr_store_commit(FrStore *s, const FrCommit *c, int64_t now_ms);
+int fr_store_commit(FrStore *s, FrCommit *c, int64_t now_ms);
 /* The oldest outbox entry of skey: 1 and a malloc'd string in *entry; 0 when empty. */
 int fr_store_outbox_first(FrStore *s, const char *skey, char **entry);
 /* Removes the oldest outbox entry of skey if it is entry (the send that completed): 1
- * removed, 0 not (empty, or someone else removed it). */
-int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry);
+ * removed, 0 not (empty, or someone else removed it). On 1, *next (when next is not NULL)
+ * gets the new oldest entry (malloc'd) or NULL; with owner, when owner holds the lease and
+ * inbox and outbox are now empty, the lease is given back in the same step and *released
+ * is set to 1. */
+int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry, const char *owner,
+                        char **next, int *released);
 /* Appends a dead letter (JSON) to the deployment's dead-letter queue: 0. */
 int fr_store_dlq_push(FrStore *s, const char *entry);
 /* Up to max dead letters, oldest first, into a malloc'd array (fr_store_keys_free). */
@@ -179,11 +189,12 @@ typedef struct {
                int64_t lease_ms, long *left);
   int (*ready)(FrStore *s, int64_t now_ms, size_t max, char ***keys, size_t *n);
   int (*load)(FrStore *s, const char *skey, uint8_t **bytes, size_t *len, int *prog);
-  int (*commit)(FrStore *s, const FrCommit *c, int64_t now_ms);
+  int (*commit)(FrStore *s, FrCommit *c, int64_t now_ms);
   int (*outbox_first)(FrStore *s, const char *skey, char **entry);
   int (*due)(FrStore *s, int64_t now_ms, size_t max, FrDue **due, size_t *n);
   size_t (*sweep)(FrStore *s, int64_t now_ms);
-  int (*outbox_ack)(FrStore *s, const char *skey, const char *entry);
+  int (*outbox_ack)(FrStore *s, const char *skey, const char *entry, const char *owner,
+                    char **next, int *released);
   int (*dlq_push)(FrStore *s, const char *entry);
   int (*dlq_list)(FrStore *s, size_t max, char ***entries, size_t *n);
   int (*dlq_remove)(FrStore *s, const char *entry);

@@ -111,16 +111,20 @@ static const char RENEW_LUA[] =
 
 /* KEYS: 1 session, 2 outbox, 3 lease, 4 all timers, 5 the session's timers, 6 inbox, 7
  * ready. ARGV: 1 owner ('' = none: no lease, no inbox entry), 2 lease ms, 3 now ms, 4
- * 's'|'d'|'k', 5 state, 6 the inbox entry consumed, 7 skey, 8 number of timer ops, then
- * (op, id, due) triples, then the outbox entries. */
+ * 's'|'d'|'k', 5 state, 6 the inbox entry consumed ('' = none), 7 skey, 8 number of
+ * timer ops, 9 '1' to keep the lease, then (op, id, due) triples, then the outbox entries.
+ * With an owner, returns {1, the inbox's next entry, the outbox's oldest ('' = none), 1
+ * when the lease was given back (both empty, and not kept)}. */
 static const char COMMIT_LUA[] =
     "if ARGV[1] ~= '' then\n"
     "  if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -2 end\n"
-    "  if redis.call('LINDEX', KEYS[6], 0) ~= ARGV[6] then return 0 end\n"
-    "  redis.call('LPOP', KEYS[6])\n"
+    "  if ARGV[6] ~= '' then\n"
+    "    if redis.call('LINDEX', KEYS[6], 0) ~= ARGV[6] then return 0 end\n"
+    "    redis.call('LPOP', KEYS[6])\n"
+    "  end\n"
     "end\n"
     "local n = tonumber(ARGV[8])\n"
-    "local i = 9\n"
+    "local i = 10\n"
     "for k = 1, n do\n"
     "  local m = ARGV[7] .. '|' .. ARGV[i + 1]\n"
     "  if ARGV[i] == 's' then\n"
@@ -142,19 +146,33 @@ static const char COMMIT_LUA[] =
     "  redis.call('DEL', KEYS[5])\n"
     "end\n"
     "for j = i, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[j]) end\n"
-    "if ARGV[1] ~= '' then\n"
-    "  redis.call('PEXPIRE', KEYS[3], ARGV[2])\n"
-    "  redis.call('ZADD', KEYS[7], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[7])\n"
+    "if ARGV[1] == '' then return 1 end\n"
+    "local nxt = redis.call('LINDEX', KEYS[6], 0)\n"
+    "local ob = redis.call('LINDEX', KEYS[2], 0)\n"
+    "if not nxt and not ob and ARGV[9] == '0' then\n"
+    "  redis.call('DEL', KEYS[3])\n"
+    "  redis.call('ZREM', KEYS[7], ARGV[7])\n"
+    "  return {1, '', '', 1}\n"
     "end\n"
-    "return 1\n";
+    "redis.call('PEXPIRE', KEYS[3], ARGV[2])\n"
+    "redis.call('ZADD', KEYS[7], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[7])\n"
+    "return {1, nxt or '', ob or '', 0}\n";
 
-/* Removes the outbox's first entry only when it is the completed one (one key: atomic). */
+/* Removes the outbox's first entry only when it is the completed one; gives the lease back
+ * when owner holds it and nothing is left. KEYS: 1 outbox, 2 lease, 3 inbox, 4 ready.
+ * ARGV: 1 entry, 2 owner ('' = none), 3 skey. Returns {removed, the new oldest ('' =
+ * none), released}. */
 static const char ACK_LUA[] =
-    "if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then\n"
-    "  redis.call('LPOP', KEYS[1])\n"
-    "  return 1\n"
+    "if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[1] then return {0, '', 0} end\n"
+    "redis.call('LPOP', KEYS[1])\n"
+    "local ob = redis.call('LINDEX', KEYS[1], 0)\n"
+    "if ARGV[2] ~= '' and not ob and redis.call('GET', KEYS[2]) == ARGV[2] and\n"
+    "   redis.call('LLEN', KEYS[3]) == 0 then\n"
+    "  redis.call('DEL', KEYS[2])\n"
+    "  redis.call('ZREM', KEYS[4], ARGV[3])\n"
+    "  return {1, '', 1}\n"
     "end\n"
-    "return 0\n";
+    "return {1, ob or '', 0}\n";
 
 enum { S_ENQUEUE, S_FIRE, S_CLAIM, S_RELEASE, S_NEXT, S_RENEW, S_COMMIT, S_ACK, S__COUNT };
 static const char *const SCRIPTS[S__COUNT] = {ENQUEUE_LUA, FIRE_LUA, CLAIM_LUA, RELEASE_LUA,
@@ -542,9 +560,18 @@ static int r_ready(FrStore *st, int64_t now_ms, size_t max, char ***keys, size_t
   return 0;
 }
 
-static int r_commit(FrStore *st, const FrCommit *c, int64_t now_ms) {
+/* Element i of an array reply as a malloc'd string in *out (NULL for ''): 0, -1 no memory. */
+static int array_str(redisReply *r, size_t i, char **out) {
+  *out = NULL;
+  redisReply *e = r->element[i];
+  if (e->type != REDIS_REPLY_STRING || e->len == 0) return 0;
+  *out = strndup(e->str, e->len);
+  return *out ? 0 : -1;
+}
+
+static int r_commit(FrStore *st, FrCommit *c, int64_t now_ms) {
   RedisStore *s = (RedisStore *)st;
-  size_t argc = 7 + 8 + 3 * c->nops + c->nout;
+  size_t argc = 7 + 9 + 3 * c->nops + c->nout;
   const char **argv = calloc(argc, sizeof *argv);
   size_t *lens = calloc(argc, sizeof *lens);
   char *keys[6] = {key_of(c->skey, "session"), key_of(c->skey, "outbox"),
@@ -581,6 +608,7 @@ static int r_commit(FrStore *st, const FrCommit *c, int64_t now_ms) {
   argv[a++] = c->head ? c->head : "";
   argv[a++] = c->skey;
   argv[a++] = nops;
+  argv[a++] = c->keep_lease ? "1" : "0";
   for (size_t i = 0; i < c->nops; i++) {
     char *id = nums + 48 * i, *due = id + 24;
     snprintf(id, 24, "%u", (unsigned)c->ops[i].id);
@@ -592,8 +620,15 @@ static int r_commit(FrStore *st, const FrCommit *c, int64_t now_ms) {
   for (size_t i = 0; i < c->nout; i++) argv[a++] = c->outbox[i];
   for (size_t i = 0; i < a; i++)
     if (!lens[i] && argv[i] != state) lens[i] = strlen(argv[i]);
-  long long r = script_int(rscript(s, S_COMMIT, "commit", 7, (int)a, argv, lens));
-  rc = r == 1 ? 1 : r == -1 ? -1 : 0;
+  redisReply *r = rscript(s, S_COMMIT, "commit", 7, (int)a, argv, lens);
+  if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+    rc = 1;
+    if (array_str(r, 1, &c->next) < 0 || array_str(r, 2, &c->out_first) < 0) rc = -1;
+    c->released = r->element[3]->type == REDIS_REPLY_INTEGER && r->element[3]->integer == 1;
+  } else if (r) {
+    rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 1 : 0;
+  }
+  if (r) freeReplyObject(r);
 out:
   free(argv);
   free(lens);
@@ -625,13 +660,23 @@ static int r_outbox_first(FrStore *st, const char *skey, char **entry) {
   return found;
 }
 
-static int r_outbox_ack(FrStore *st, const char *skey, const char *entry) {
-  char *k = key_of(skey, "outbox");
-  if (!k) return -1;
-  const char *kv[2] = {k, entry};
-  long long r = script_int(rscript((RedisStore *)st, S_ACK, "outbox_ack", 1, 2, kv, NULL));
-  free(k);
-  return r == 1 ? 1 : r == -1 ? -1 : 0;
+static int r_outbox_ack(FrStore *st, const char *skey, const char *entry, const char *owner,
+                        char **next, int *released) {
+  char *k[3] = {key_of(skey, "outbox"), key_of(skey, "lease"), key_of(skey, "inbox")};
+  int rc = -1;
+  if (k[0] && k[1] && k[2]) {
+    const char *kv[7] = {k[0], k[1], k[2], READY_KEY, entry, owner ? owner : "", skey};
+    redisReply *r = rscript((RedisStore *)st, S_ACK, "outbox_ack", 4, 7, kv, NULL);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER) {
+      rc = r->element[0]->integer == 1;
+      if (rc == 1 && array_str(r, 1, next) < 0) rc = -1;
+      *released = r->element[2]->type == REDIS_REPLY_INTEGER && r->element[2]->integer == 1;
+    }
+    if (r) freeReplyObject(r);
+  }
+  for (int i = 0; i < 3; i++) free(k[i]);
+  return rc;
 }
 
 static long r_dlq_len(FrStore *st) {
