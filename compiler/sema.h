@@ -64,6 +64,8 @@ typedef struct FcFlowSema {
   FcNode **params;  /* PARAM nodes in order */
   FcType ret_type;
   FcNameMap step_map, var_map;
+  unsigned char *reached; /* per step: some path from the start gets there (flowcheck.c);
+                             NULL when the flow analysis did not run */
 } FcFlowSema;
 
 typedef struct FcSema {

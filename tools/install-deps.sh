@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config re2c bison libjansson-dev libcurl4-openssl-dev \
 libhiredis-dev check libevent-dev libssl-dev redis-server lua5.4 clang \
-curl jq openssl python3"
+curl jq openssl python3 graphviz vim"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
