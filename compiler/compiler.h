@@ -73,6 +73,10 @@ int fc_codegen(FcCompiler *c, FvImage *img);
  * Returns 0, or -1 when the program has errors (nothing is written then). */
 int fc_graph(FcCompiler *c, FILE *out, int mermaid);
 
+/* Prints an editor grammar generated from the compiler's tables (syntax.c): what is
+ * "textmate", "vim" or "keywords". Returns 0, or -1 for an unknown what. */
+int fc_syntax(const char *what, FILE *out);
+
 /* Parses and checks the given files; returns 0, or -1 if there were errors. */
 int fc_check_files(FcCompiler *c, char **paths, int npaths);
 /* Whole pipeline for the given files: returns malloc'd bytecode or NULL on errors. */

@@ -75,6 +75,16 @@ static const char *const usage_graph =
     "  -o FILE           write to FILE instead of standard output\n"
     "Exit status: 0 ok, 1 usage or I/O error, 65 compile errors, 70 internal error.\n";
 
+static const char *const usage_syntax =
+    "usage: flowc syntax textmate|vim|keywords\n"
+    "\n"
+    "Maintenance: prints an editor grammar generated from the compiler's own tables (the\n"
+    "keywords, the builtins, the type and context names), so the editors cannot drift from\n"
+    "the language. Regenerate the committed files with:\n"
+    "  flowc syntax textmate >tools/editors/vscode/syntaxes/flow.tmLanguage.json\n"
+    "  flowc syntax vim >tools/editors/vim/syntax/flow.vim\n"
+    "'keywords' prints the keyword list of docs/lang/reference.md.\n";
+
 static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
 
 static int usage_error(const char *usage, const char *fmt, const char *arg) {
@@ -282,6 +292,13 @@ static int cmd_graph(int argc, char **argv) {
   return rc;
 }
 
+static int cmd_syntax(int argc, char **argv) {
+  if (argc == 1 && is_help(argv[0])) { fputs(usage_syntax, stdout); return EX_OK; }
+  if (argc != 1) return usage_error(usage_syntax, "%s", "syntax takes one of textmate, vim, keywords");
+  if (fc_syntax(argv[0], stdout) != 0) return usage_error(usage_syntax, "unknown grammar '%s'", argv[0]);
+  return fflush(stdout) == 0 && !ferror(stdout) ? EX_OK : EX_USAGE;
+}
+
 /* docs/lang/builtins.md is this output; a test keeps them equal. */
 static int cmd_builtins(void) {
   static const char *tn[] = {"t", "text", "n", "number", "i", "int", "b", "bool", "d",
@@ -325,6 +342,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "test")) return cmd_test(argc - 2, argv + 2);
   if (!strcmp(cmd, "graph")) return cmd_graph(argc - 2, argv + 2);
   if (!strcmp(cmd, "builtins")) return cmd_builtins();
+  if (!strcmp(cmd, "syntax")) return cmd_syntax(argc - 2, argv + 2);
   fprintf(stderr, "flowc: unknown command '%s'\n%s", cmd, usage_main);
   return EX_USAGE;
 }

@@ -76,4 +76,15 @@ typedef struct FcSema {
 
 const char *fc_type_name(FcType t);
 
+/* The names the language predefines (check.c), for the checker and for tools such as the
+ * editor grammars (syntax.c). Each list ends with NULL. */
+typedef struct FcTypeName {
+  const char *name;
+  FcType decl; /* as the type of a param or var; FT_ERROR: not allowed */
+  FcType ask;  /* what an ask of this type stores; FT_ERROR: not allowed */
+} FcTypeName;
+extern const FcTypeName fc_type_names[];
+extern const char *const fc_context_names[]; /* contact, channel, ..., message */
+extern const char *const fc_event_names[];   /* whatsapp_flow_response_received, ... */
+
 #endif

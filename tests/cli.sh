@@ -18,7 +18,7 @@ contains() { # contains TEXT DESCRIPTION: the last command's output has TEXT
 }
 
 expect 0 "flowc --help" "$flowc" --help;                    contains "usage: flowc COMMAND" "main help"
-for c in build check disasm test graph; do
+for c in build check disasm test graph syntax; do
   expect 0 "flowc $c --help" "$flowc" $c --help;            contains "usage: flowc $c" "$c help"
 done
 expect 1 "no command" "$flowc"
@@ -44,6 +44,10 @@ expect 1 "graph: missing file" "$flowc" graph "$tmp/absent.flow"; contains "cann
 expect 1 "graph: unwritable output" "$flowc" graph -o "$tmp/no/such/dir.dot" "$root/examples/flows/menu.flow"
 expect 65 "graph: compile errors" "$flowc" graph -o "$tmp/err.dot" "$root/tests/diag/unknown_names.flow"
 if [ -e "$tmp/err.dot" ]; then fail=$((fail+1)); echo "FAIL graph wrote a file for a program with errors"; else pass=$((pass+1)); fi
+
+expect 0 "syntax keywords" "$flowc" syntax keywords;      contains "flow title trigger" "keyword list"
+expect 1 "syntax: unknown grammar" "$flowc" syntax emacs;   contains "unknown grammar 'emacs'" "syntax grammar"
+expect 1 "syntax: no grammar" "$flowc" syntax
 
 printf 'not bytecode at all' >"$tmp/bad.fbc"
 expect 65 "rejected bytecode" "$flowc" disasm "$tmp/bad.fbc"; contains "bytecode rejected" "verifier message"
