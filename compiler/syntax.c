@@ -126,7 +126,7 @@ static json_t *tm_match(const char *re, const char *scope) {
 /* A match whose groups 1.. get the given scopes (NULL: none). */
 static json_t *tm_captures(const char *re, int n, const char *const *scopes) {
   json_t *caps = json_object();
-  char key[8];
+  char key[16];
   for (int i = 0; i < n; i++) {
     if (!scopes[i]) continue;
     snprintf(key, sizeof key, "%d", i + 1);
