@@ -33,6 +33,8 @@ typedef struct G {
   int nedges, capedges;
   unsigned char **flags; /* per flow, per step: STEP_* */
   const char **entry;    /* per flow: the entry node's label, lines joined by '\n' */
+  const char **cluster;  /* per flow: "flow NAME: TITLE" */
+  const char ***label;   /* per flow, per step: its label */
 } G;
 
 /* ------------------------------------------------------------------------------------ */
@@ -294,9 +296,8 @@ static void emit_dot(G *g, FILE *out) {
         out);
   for (int f = 0; f < g->sema->nflows; f++) {
     FcFlowSema *fl = &g->sema->flows[f];
-    const char *title = flow_title(fl);
     fprintf(out, "\n  subgraph \"cluster_%s\" {\n    label=", fl->name);
-    dot_str(out, title ? fmt(g, "flow %s: %s", fl->name, title) : fmt(g, "flow %s", fl->name));
+    dot_str(out, g->cluster[f]);
     fputs(";\n    style=rounded; color=\"#8c8c8c\"; fontsize=13;\n", out);
     fputs("    ", out);
     dot_id(g, out, f, -1);
@@ -304,18 +305,17 @@ static void emit_dot(G *g, FILE *out) {
     dot_label(out, g->entry[f]);
     fputs(", shape=oval, style=filled, fillcolor=\"#dcefd9\", color=\"#4a7c45\"];\n", out);
     for (int s = 0; s < fl->nsteps; s++) {
-      unsigned fl_ = g->flags[f][s];
+      unsigned sf = g->flags[f][s];
       fputs("    ", out);
       dot_id(g, out, f, s);
       fputs(" [label=", out);
-      dot_str(out, fl_ & STEP_UNREACHABLE ? fmt(g, "%s\n(unreachable)", fl->steps[s]->name)
-                                          : fl->steps[s]->name);
-      if (fl_ & STEP_SAGA) fputs(", peripheries=2", out);
-      if (fl_ & STEP_UNREACHABLE)
+      dot_str(out, g->label[f][s]);
+      if (sf & STEP_SAGA) fputs(", peripheries=2", out);
+      if (sf & STEP_UNREACHABLE)
         fputs(", style=\"rounded,dashed\", color=\"#8c8c8c\", fontcolor=\"#6e6e6e\"", out);
-      else if (fl_ & STEP_WAITS)
+      else if (sf & STEP_WAITS)
         fputs(", style=\"rounded,filled\", fillcolor=\"#fff2bf\", color=\"#a07d00\"", out);
-      else if (fl_ & STEP_SAGA)
+      else if (sf & STEP_SAGA)
         fputs(", style=\"rounded,filled\", fillcolor=\"#dde8f7\", color=\"#3465a4\"", out);
       fputs("];\n", out);
     }
@@ -390,22 +390,20 @@ static void emit_mermaid(G *g, FILE *out) {
   fputs("flowchart TD\n", out);
   for (int f = 0; f < g->sema->nflows; f++) {
     FcFlowSema *fl = &g->sema->flows[f];
-    const char *title = flow_title(fl);
     fprintf(out, "  subgraph f%d[", f);
-    mm_str(out, title ? fmt(g, "flow %s: %s", fl->name, title) : fmt(g, "flow %s", fl->name));
+    mm_str(out, g->cluster[f]);
     fputs("]\n    ", out);
     mm_id(out, f, -1);
     fputs("([", out);
     mm_str(out, g->entry[f]);
     fputs("])\n", out);
     for (int s = 0; s < fl->nsteps; s++) {
-      unsigned fl_ = g->flags[f][s];
+      unsigned sf = g->flags[f][s];
       fputs("    ", out);
       mm_id(out, f, s);
-      fputs(fl_ & STEP_SAGA ? "[[" : "[", out);
-      mm_str(out, fl_ & STEP_UNREACHABLE ? fmt(g, "%s\n(unreachable)", fl->steps[s]->name)
-                                         : fl->steps[s]->name);
-      fputs(fl_ & STEP_SAGA ? "]]\n" : "]\n", out);
+      fputs(sf & STEP_SAGA ? "[[" : "[", out);
+      mm_str(out, g->label[f][s]);
+      fputs(sf & STEP_SAGA ? "]]\n" : "]\n", out);
     }
     fputs("  end\n", out);
   }
@@ -453,12 +451,20 @@ int fc_graph(FcCompiler *c, FILE *out, int mermaid) {
   g.nlines = calloc((size_t)c->nfiles + 1, sizeof(int));
   g.flags = calloc((size_t)nf + 1, sizeof(unsigned char *));
   g.entry = calloc((size_t)nf + 1, sizeof(char *));
-  if (!g.lines || !g.nlines || !g.flags || !g.entry) abort();
+  g.cluster = calloc((size_t)nf + 1, sizeof(char *));
+  g.label = calloc((size_t)nf + 1, sizeof(char **));
+  if (!g.lines || !g.nlines || !g.flags || !g.entry || !g.cluster || !g.label) abort();
   for (int f = 0; f < nf; f++) {
     FcFlowSema *fl = &g.sema->flows[f];
+    const char *title = flow_title(fl);
+    g.cluster[f] = title ? fmt(&g, "flow %s: %s", fl->name, title) : fmt(&g, "flow %s", fl->name);
     g.flags[f] = fc_arena_alloc(c->arena, (size_t)fl->nsteps + 1);
-    for (int s = 0; s < fl->nsteps; s++)
-      if (fl->reached && !fl->reached[s]) g.flags[f][s] |= STEP_UNREACHABLE;
+    g.label[f] = fc_arena_alloc(c->arena, sizeof(char *) * ((size_t)fl->nsteps + 1));
+    for (int s = 0; s < fl->nsteps; s++) {
+      int dead = fl->reached && !fl->reached[s];
+      if (dead) g.flags[f][s] |= STEP_UNREACHABLE;
+      g.label[f][s] = dead ? fmt(&g, "%s\n(unreachable)", fl->steps[s]->name) : fl->steps[s]->name;
+    }
   }
   for (int f = 0; f < nf; f++) {
     FcFlowSema *fl = &g.sema->flows[f];
@@ -472,6 +478,8 @@ int fc_graph(FcCompiler *c, FILE *out, int mermaid) {
   free(g.nlines);
   free(g.flags);
   free(g.entry);
+  free(g.cluster);
+  free(g.label);
   free(g.edges);
   return 0;
 }

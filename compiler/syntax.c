@@ -137,6 +137,17 @@ static json_t *tm_captures(const char *re, int n, const char *const *scopes) {
 
 static json_t *tm_include(const char *what) { return json_pack("{s:s}", "include", what); }
 
+/* A begin/end rule; its delimiters get the scopes PUNCT.begin.flow and PUNCT.end.flow. */
+static json_t *tm_region(const char *name, const char *begin, const char *punct,
+                         const char *end, json_t *patterns) {
+  char b[128], e[128];
+  snprintf(b, sizeof b, "%s.begin.flow", punct);
+  snprintf(e, sizeof e, "%s.end.flow", punct);
+  return json_pack("{s:s, s:s, s:{s:{s:s}}, s:s, s:{s:{s:s}}, s:o}", "name", name, "begin",
+                   begin, "beginCaptures", "0", "name", b, "end", end, "endCaptures", "0",
+                   "name", e, "patterns", patterns);
+}
+
 static void tm_types(Str *t) {
   for (const FcTypeName *tn = fc_type_names; tn->name; tn++) alt(t, "|", tn->name);
 }
@@ -243,20 +254,16 @@ static json_t *tm_grammar(void) {
 
   json_object_set_new(
       repo, "string",
-      json_pack("{s:s, s:s, s:{s:{s:s}}, s:s, s:{s:{s:s}}, s:[o, o, o]}", "name",
-                "string.quoted.double.flow", "begin", "\"", "beginCaptures", "0", "name",
-                "punctuation.definition.string.begin.flow", "end", "\"", "endCaptures", "0",
-                "name", "punctuation.definition.string.end.flow", "patterns",
-                tm_match("\\\\(?:[\"\\\\nt{}]|u\\{[0-9A-Fa-f]{1,6}\\})",
-                         "constant.character.escape.flow"),
-                tm_match("\\\\.?", "invalid.illegal.escape.flow"), tm_include("#interpolation")));
-  json_object_set_new(
-      repo, "interpolation",
-      json_pack("{s:s, s:s, s:{s:{s:s}}, s:s, s:{s:{s:s}}, s:[o, o]}", "name",
-                "meta.interpolation.flow", "begin", "\\{", "beginCaptures", "0", "name",
-                "punctuation.section.interpolation.begin.flow", "end", "\\}", "endCaptures", "0",
-                "name", "punctuation.section.interpolation.end.flow", "patterns",
-                tm_include("#braces"), tm_include("#code")));
+      tm_region("string.quoted.double.flow", "\"", "punctuation.definition.string", "\"",
+                json_pack("[o, o, o]",
+                          tm_match("\\\\(?:[\"\\\\nt{}]|u\\{[0-9A-Fa-f]{1,6}\\})",
+                                   "constant.character.escape.flow"),
+                          tm_match("\\\\.?", "invalid.illegal.escape.flow"),
+                          tm_include("#interpolation"))));
+  json_object_set_new(repo, "interpolation",
+                      tm_region("meta.interpolation.flow", "\\{",
+                                "punctuation.section.interpolation", "\\}",
+                                json_pack("[o, o]", tm_include("#braces"), tm_include("#code"))));
   /* braces inside an interpolation ("{ {a: 1} }") must not end it */
   json_object_set_new(repo, "braces",
                       json_pack("{s:s, s:s, s:[o, o]}", "begin", "\\{", "end", "\\}", "patterns",
