@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build asan test test-fast demo fuzz bench bench-load clean golden
+.PHONY: all deps build asan test test-fast demo fuzz bench bench-load clean golden graphs
 
 all: build
 
@@ -32,10 +32,16 @@ test: build asan
 test-fast: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# Rewrites the golden files of tests/diag and tests/disasm from the current compiler.
+# Rewrites the golden files of tests/diag, tests/disasm and tests/graph from the current
+# compiler.
 golden: build
 	@for f in tests/diag/*.flow; do UPDATE_GOLDEN=1 sh tests/golden.sh diag $(BUILD)/flowc $$f; done
 	@for f in tests/disasm/*.flow; do UPDATE_GOLDEN=1 sh tests/golden.sh disasm $(BUILD)/flowc $$f; done
+	@for f in examples/flows/*.flow tests/graph/*.flow; do UPDATE_GOLDEN=1 sh tests/graph.sh $(BUILD)/flowc $$f; done
+
+# Redraws the pictures of docs/lang/graphs.md (docs/img/graph-*.svg) with Graphviz.
+graphs: build
+	@sh tools/render-graphs.sh $(BUILD)/flowc
 
 demo: build
 	@sh tools/demo.sh $(BUILD)

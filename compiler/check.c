@@ -184,26 +184,30 @@ static int add_var(Ck *ck, const char *name, FcType t, FcLoc loc) {
   return fl->nvars++;
 }
 
-static const char *const ctx_names[FV_CTX__COUNT] = {"contact", "channel", "form", "member",
-                                                      "session"};
-static const char *const evp_names[] = {NULL, "whatsapp_flow_response_received",
-                                        "message_received", "image_received",
-                                        "location_received"};
+/* The names every flow can read (sema.h): the context records, indexed by FV_CTX_*, then
+ * the text of the message being handled. */
+const char *const fc_context_names[] = {"contact", "channel", "form", "member", "session",
+                                        "message", NULL};
+/* The event predicates of wait conditions, indexed by FC_EVP_* - 1. */
+const char *const fc_event_names[] = {"whatsapp_flow_response_received", "message_received",
+                                      "image_received", "location_received", NULL};
 
 static int ctx_index(const char *name) {
   for (int i = 0; i < FV_CTX__COUNT; i++)
-    if (strcmp(ctx_names[i], name) == 0) return i;
+    if (strcmp(fc_context_names[i], name) == 0) return i;
   return -1;
 }
 
 static int evp_index(const char *name) {
-  for (int i = 1; i < (int)(sizeof evp_names / sizeof *evp_names); i++)
-    if (strcmp(evp_names[i], name) == 0) return i;
+  for (int i = 0; fc_event_names[i]; i++)
+    if (strcmp(fc_event_names[i], name) == 0) return i + 1;
   return -1;
 }
 
 static int reserved_name(const char *name) {
-  return ctx_index(name) >= 0 || evp_index(name) >= 0 || strcmp(name, "message") == 0;
+  for (int i = 0; fc_context_names[i]; i++)
+    if (strcmp(fc_context_names[i], name) == 0) return 1;
+  return evp_index(name) >= 0;
 }
 
 static int compatible(FcType want, FcType got) {
@@ -269,14 +273,20 @@ static void check_len(Ck *ck, FcNode *e, const char *what, long min, long max) {
 /* Expressions                                                                          */
 /* ------------------------------------------------------------------------------------ */
 
+/* The type names (sema.h): what a param or var is declared as, and what an ask converts
+ * a reply to (FT_ERROR: not allowed there). */
+const FcTypeName fc_type_names[] = {
+    {"text", FT_TEXT, FT_TEXT},        {"number", FT_NUMBER, FT_NUMBER},
+    {"int", FT_INT, FT_INT},           {"bool", FT_BOOL, FT_BOOL},
+    {"duration", FT_DURATION, FT_ERROR}, {"list", FT_LIST, FT_ERROR},
+    {"record", FT_RECORD, FT_ERROR},   {"email", FT_ERROR, FT_TEXT},
+    {"phone", FT_ERROR, FT_TEXT},      {"date", FT_ERROR, FT_TEXT},
+    {"choice", FT_ERROR, FT_TEXT},     {"location", FT_ERROR, FT_RECORD},
+    {"image", FT_ERROR, FT_RECORD},    {NULL, FT_ERROR, FT_ERROR}};
+
 static FcType type_of_name(const char *tn) {
-  if (!strcmp(tn, "text")) return FT_TEXT;
-  if (!strcmp(tn, "number")) return FT_NUMBER;
-  if (!strcmp(tn, "int")) return FT_INT;
-  if (!strcmp(tn, "bool")) return FT_BOOL;
-  if (!strcmp(tn, "duration")) return FT_DURATION;
-  if (!strcmp(tn, "list")) return FT_LIST;
-  if (!strcmp(tn, "record")) return FT_RECORD;
+  for (const FcTypeName *t = fc_type_names; t->name; t++)
+    if (!strcmp(t->name, tn)) return t->decl;
   return FT_ERROR;
 }
 
@@ -638,19 +648,13 @@ static void ck_list(Ck *ck, FcNode *s) {
 
 static FcType ask_base_type(Ck *ck, FcNode *t) {
   const char *n = t->name;
-  if (!strcmp(n, "text") || !strcmp(n, "email") || !strcmp(n, "phone") ||
-      !strcmp(n, "date"))
-    return FT_TEXT;
   if (!strcmp(n, "choice")) {
     if (!t->a) ck_err(ck, t->loc, "choice needs its options, like choice [\"yes\", \"no\"]");
     for (FcNode *o = t->a; o; o = o->next)
       if (o->kind != FC_STR) ck_err(ck, o->loc, "choice options must be plain texts");
-    return FT_TEXT;
   }
-  if (!strcmp(n, "number")) return FT_NUMBER;
-  if (!strcmp(n, "int")) return FT_INT;
-  if (!strcmp(n, "bool")) return FT_BOOL;
-  if (!strcmp(n, "location") || !strcmp(n, "image")) return FT_RECORD;
+  for (const FcTypeName *tn = fc_type_names; tn->name; tn++)
+    if (!strcmp(tn->name, n) && tn->ask != FT_ERROR) return tn->ask;
   ck_err(ck, t->loc,
          "unknown ask type '%s' (text, number, int, bool, email, phone, date, choice, "
          "location, image)",

@@ -69,6 +69,16 @@ void fc_check(FcCompiler *c);               /* names, types, limits, flow analys
  * lives in the compiler's arena. */
 int fc_codegen(FcCompiler *c, FvImage *img);
 
+/* Draws the checked program (graph.c): Graphviz DOT, or Mermaid when mermaid is set.
+ * Returns 0, or -1 when the program has errors (nothing is written then). */
+int fc_graph(FcCompiler *c, FILE *out, int mermaid);
+
+/* Prints an editor grammar generated from the compiler's tables (syntax.c): what is
+ * "textmate", "vim" or "keywords". Returns 0, or -1 for an unknown what. */
+int fc_syntax(const char *what, FILE *out);
+
+/* Parses and checks the given files; returns 0, or -1 if there were errors. */
+int fc_check_files(FcCompiler *c, char **paths, int npaths);
 /* Whole pipeline for the given files: returns malloc'd bytecode or NULL on errors. */
 uint8_t *fc_compile_files(FcCompiler *c, char **paths, int npaths, size_t *len);
 

@@ -257,14 +257,18 @@ void fc_print_diags(FcCompiler *c, FILE *out, int json) {
 /* The whole pipeline                                                                   */
 /* ------------------------------------------------------------------------------------ */
 
-uint8_t *fc_compile_files(FcCompiler *c, char **paths, int npaths, size_t *len) {
+int fc_check_files(FcCompiler *c, char **paths, int npaths) {
   for (int i = 0; i < npaths; i++) {
     int f = fc_add_file(c, paths[i]);
     if (f >= 0) fc_parse(c, f);
   }
-  if (c->diags.nerrors) return NULL;
+  if (c->diags.nerrors) return -1;
   fc_check(c);
-  if (c->diags.nerrors) return NULL;
+  return c->diags.nerrors ? -1 : 0;
+}
+
+uint8_t *fc_compile_files(FcCompiler *c, char **paths, int npaths, size_t *len) {
+  if (fc_check_files(c, paths, npaths) != 0) return NULL;
   FvImage img;
   if (fc_codegen(c, &img) != 0) return NULL;
   return fv_image_write(&img, len);

@@ -1,6 +1,8 @@
-/* compiler/flowc.c: the flowc command line: build, check, disasm, test. Parses arguments,
- * runs the pipeline (compiler.h) and maps outcomes to exit codes:
- *   0 ok, 1 usage or I/O error, 65 compile errors or rejected bytecode, 70 failed tests.
+/* compiler/flowc.c: the flowc command line: build, check, disasm, test, graph, builtins,
+ * and the maintenance command syntax (editor grammars, compiler/syntax.c). Parses
+ * arguments, runs the pipeline (compiler.h) and maps outcomes to exit codes:
+ *   0 ok, 1 usage or I/O error, 65 compile errors or rejected bytecode, 70 failed tests
+ *   or an internal error.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,10 +25,12 @@ static const char *const usage_main =
     "  check FILE.flow...              report errors and warnings only\n"
     "  disasm FILE.fbc                 verify bytecode and print it readably\n"
     "  test FILE.test...               run transcript tests\n"
+    "  graph FILE.flow...              draw the flows (Graphviz DOT or Mermaid)\n"
     "  builtins                        list the builtin functions (Markdown)\n"
     "\n"
     "Run 'flowc COMMAND --help' for a command's options.\n"
-    "Exit status: 0 ok, 1 usage, 65 compile errors or rejected bytecode, 70 failed tests.\n";
+    "Exit status: 0 ok, 1 usage, 65 compile errors or rejected bytecode, 70 failed tests\n"
+    "or an internal error.\n";
 
 static const char *const usage_build =
     "usage: flowc build [--format text|json] [-Werror] -o OUT.fbc FILE.flow...\n"
@@ -58,6 +62,29 @@ static const char *const usage_test =
     "  --verbose        print each conversation as the user would see it\n"
     "  --filter TEXT    run only tests whose name contains TEXT\n";
 
+static const char *const usage_graph =
+    "usage: flowc graph [--format dot|mermaid] [-o OUT] FILE.flow...\n"
+    "\n"
+    "Checks the flows and draws them: per flow a cluster with an entry node (its triggers)\n"
+    "and a node per step, and an edge for every way from one step to another, labelled\n"
+    "with what takes it: a button or row title, a when condition, a timeout, attempts,\n"
+    "on failure, goto, goto flow, call or split. Steps that wait for the user are filled,\n"
+    "steps that run a saga have a double border, steps no path reaches are dashed.\n"
+    "  --format dot      Graphviz DOT (the default): flowc graph F.flow | dot -Tsvg >F.svg\n"
+    "  --format mermaid  a Mermaid flowchart, for Markdown pages\n"
+    "  -o FILE           write to FILE instead of standard output\n"
+    "Exit status: 0 ok, 1 usage or I/O error, 65 compile errors, 70 internal error.\n";
+
+static const char *const usage_syntax =
+    "usage: flowc syntax textmate|vim|keywords\n"
+    "\n"
+    "Maintenance: prints an editor grammar generated from the compiler's own tables (the\n"
+    "keywords, the builtins, the type and context names), so the editors cannot drift from\n"
+    "the language. Regenerate the committed files with:\n"
+    "  flowc syntax textmate >tools/editors/vscode/syntaxes/flow.tmLanguage.json\n"
+    "  flowc syntax vim >tools/editors/vim/syntax/flow.vim\n"
+    "'keywords' prints the keyword list of docs/lang/reference.md.\n";
+
 static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
 
 static int usage_error(const char *usage, const char *fmt, const char *arg) {
@@ -65,6 +92,19 @@ static int usage_error(const char *usage, const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\n%s", usage);
   return EX_USAGE;
+}
+
+/* Whether every file can be opened; says which one cannot. */
+static int readable(char **files, int nfiles) {
+  for (int i = 0; i < nfiles; i++) {
+    FILE *probe = fopen(files[i], "rb");
+    if (!probe) {
+      fprintf(stderr, "flowc: cannot open '%s': %s\n", files[i], strerror(errno));
+      return 0;
+    }
+    fclose(probe);
+  }
+  return 1;
 }
 
 /* build and check share their options. */
@@ -101,15 +141,7 @@ static int cmd_compile(int argc, char **argv, int build) {
   }
   if (!nfiles) { free(files); return usage_error(usage, "%s", "no input files"); }
   if (build && !out) { free(files); return usage_error(usage, "%s", "missing -o OUT.fbc"); }
-  for (int i = 0; i < nfiles; i++) {
-    FILE *probe = fopen(files[i], "rb");
-    if (!probe) {
-      fprintf(stderr, "flowc: cannot open '%s': %s\n", files[i], strerror(errno));
-      free(files);
-      return EX_USAGE;
-    }
-    fclose(probe);
-  }
+  if (!readable(files, nfiles)) { free(files); return EX_USAGE; }
 
   FcCompiler c;
   fc_init(&c);
@@ -205,6 +237,68 @@ static int cmd_test(int argc, char **argv) {
   return rc;
 }
 
+static int cmd_graph(int argc, char **argv) {
+  const char *out = NULL;
+  int mermaid = 0;
+  char **files = calloc((size_t)argc + 1, sizeof(char *));
+  int nfiles = 0;
+  if (!files) return EX_SOFTWARE;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *format = NULL;
+    if (is_help(a)) { fputs(usage_graph, stdout); free(files); return EX_OK; }
+    if (!strcmp(a, "-o")) {
+      if (++i >= argc) { free(files); return usage_error(usage_graph, "%s needs a file name", "-o"); }
+      out = argv[i];
+    } else if (!strcmp(a, "--format")) {
+      if (++i >= argc) { free(files); return usage_error(usage_graph, "%s needs dot or mermaid", "--format"); }
+      format = argv[i];
+    } else if (!strncmp(a, "--format=", 9)) {
+      format = a + 9;
+    } else if (a[0] == '-' && a[1]) {
+      free(files);
+      return usage_error(usage_graph, "unknown option '%s'", a);
+    } else {
+      files[nfiles++] = argv[i];
+    }
+    if (format && !strcmp(format, "mermaid")) mermaid = 1;
+    else if (format && !strcmp(format, "dot")) mermaid = 0;
+    else if (format) { free(files); return usage_error(usage_graph, "unknown format '%s'", format); }
+  }
+  if (!nfiles) { free(files); return usage_error(usage_graph, "%s", "no input files"); }
+  if (!readable(files, nfiles)) { free(files); return EX_USAGE; }
+
+  FcCompiler c;
+  fc_init(&c);
+  int rc = EX_OK;
+  if (fc_check_files(&c, files, nfiles) != 0) {
+    rc = EX_DATAERR;
+  } else {
+    FILE *fp = out ? fopen(out, "w") : stdout;
+    if (!fp) {
+      fprintf(stderr, "flowc: cannot write '%s': %s\n", out, strerror(errno));
+      rc = EX_USAGE;
+    } else {
+      if (fc_graph(&c, fp, mermaid) != 0) rc = EX_SOFTWARE;
+      if (fflush(fp) != 0 || ferror(fp) || (out && fclose(fp) != 0)) {
+        fprintf(stderr, "flowc: cannot write '%s': %s\n", out ? out : "standard output",
+                strerror(errno));
+        rc = EX_USAGE;
+      }
+    }
+  }
+  fc_print_diags(&c, stderr, 0);
+  fc_free(&c);
+  free(files);
+  return rc;
+}
+
+static int cmd_syntax(int argc, char **argv) {
+  if (argc == 1 && is_help(argv[0])) { fputs(usage_syntax, stdout); return EX_OK; }
+  if (argc != 1) return usage_error(usage_syntax, "%s", "syntax takes one of textmate, vim, keywords");
+  if (fc_syntax(argv[0], stdout) != 0) return usage_error(usage_syntax, "unknown grammar '%s'", argv[0]);
+  return fflush(stdout) == 0 && !ferror(stdout) ? EX_OK : EX_USAGE;
+}
+
 /* docs/lang/builtins.md is this output; a test keeps them equal. */
 static int cmd_builtins(void) {
   static const char *tn[] = {"t", "text", "n", "number", "i", "int", "b", "bool", "d",
@@ -246,7 +340,9 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "check")) return cmd_compile(argc - 2, argv + 2, 0);
   if (!strcmp(cmd, "disasm")) return cmd_disasm(argc - 2, argv + 2);
   if (!strcmp(cmd, "test")) return cmd_test(argc - 2, argv + 2);
+  if (!strcmp(cmd, "graph")) return cmd_graph(argc - 2, argv + 2);
   if (!strcmp(cmd, "builtins")) return cmd_builtins();
+  if (!strcmp(cmd, "syntax")) return cmd_syntax(argc - 2, argv + 2);
   fprintf(stderr, "flowc: unknown command '%s'\n%s", cmd, usage_main);
   return EX_USAGE;
 }

@@ -1,6 +1,6 @@
 /* compiler/flowcheck.c: the checker's flow analysis over each flow's step graph:
  *   - definite assignment: a variable read where some path has not assigned it;
- *   - reachability: steps no path reaches (a warning);
+ *   - reachability: steps no path reaches (a warning; kept in FcFlowSema.reached);
  *   - cycles that never wait: steps that can loop without waiting for the user (an error:
  *     such a loop would spin until the instruction budget kills the session);
  * and, across flows, recursive sub-flow calls. Runs only on programs whose names resolved.
@@ -398,6 +398,9 @@ void fc_flowcheck(Ck *ck, int flow) {
     walk(&fa, fl->steps[s]->a, &st);
     free(st.set);
   }
+
+  fl->reached = fc_arena_alloc(ck->c->arena, (size_t)fl->nsteps);
+  for (int s = 0; s < fl->nsteps; s++) fl->reached[s] = (unsigned char)fa.reached[s];
 
   fa.report = 1;
   fa.first = calloc((size_t)fl->nsteps + 1, sizeof(int));

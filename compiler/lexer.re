@@ -6,6 +6,8 @@
  * String values are the unescaped bytes (arena, NUL-terminated) and their length.
  * Every token leaves through one exit (`done`), which stamps its location: 1-based line
  * and column, columns in characters (UTF-8 code points), last_column inclusive.
+ * The keyword rules are generated from keywords.def (an X-macro shared with the editor
+ * grammars); they are included below.
  * Owns: tokens, literals, escapes, lexical errors. Does not: know the grammar.
  */
 #include <math.h>
@@ -252,6 +254,17 @@ int fc_lex_peek(const FcLexer *lx) {
     goto done;      \
   } while (0)
 
+/* A keyword that is an identifier right before '(': the builtins min() and split(). */
+#define SOFT_KW(t, s)                                       \
+  do {                                                      \
+    if (fc_lex_peek(lx) == '(') {                           \
+      tok = TK_IDENT;                                       \
+      lval->id = s;                                         \
+      goto done;                                            \
+    }                                                       \
+    KW(t, s);                                               \
+  } while (0)
+
 #define OP(t)       \
   do {              \
     tok = t;        \
@@ -311,82 +324,8 @@ int fc_lex(YYSTYPE *lval, FcLoc *loc, FcLexer *lx) {
         continue;
       }
 
-      <CODE> "flow"      { KW(FLOW, "flow"); }
-      <CODE> "title"     { KW(TITLE, "title"); }
-      <CODE> "trigger"   { KW(TRIGGER, "trigger"); }
-      <CODE> "keyword"   { KW(KEYWORD, "keyword"); }
-      <CODE> "regex"     { KW(REGEX, "regex"); }
-      <CODE> "intent"    { KW(INTENT, "intent"); }
-      <CODE> "min" {
-        if (fc_lex_peek(lx) == '(') { tok = TK_IDENT; lval->id = "min"; goto done; }
-        KW(MIN, "min");
-      }
-      <CODE> "else"      { KW(ELSE, "else"); }
-      <CODE> "step"      { KW(STEP, "step"); }
-      <CODE> "param"     { KW(PARAM, "param"); }
-      <CODE> "var"       { KW(VAR, "var"); }
-      <CODE> "say"       { KW(SAY, "say"); }
-      <CODE> "image"     { KW(IMAGE, "image"); }
-      <CODE> "video"     { KW(VIDEO, "video"); }
-      <CODE> "audio"     { KW(AUDIO, "audio"); }
-      <CODE> "document"  { KW(DOCUMENT, "document"); }
-      <CODE> "caption"   { KW(CAPTION, "caption"); }
-      <CODE> "filename"  { KW(FILENAME, "filename"); }
-      <CODE> "template"  { KW(TEMPLATE, "template"); }
-      <CODE> "lang"      { KW(LANG, "lang"); }
-      <CODE> "params"    { KW(PARAMS, "params"); }
-      <CODE> "buttons"   { KW(BUTTONS, "buttons"); }
-      <CODE> "button"    { KW(BUTTON, "button"); }
-      <CODE> "list"      { KW(LIST, "list"); }
-      <CODE> "section"   { KW(SECTION, "section"); }
-      <CODE> "row"       { KW(ROW, "row"); }
-      <CODE> "desc"      { KW(DESC, "desc"); }
-      <CODE> "id"        { KW(ID, "id"); }
-      <CODE> "header"    { KW(HEADER, "header"); }
-      <CODE> "footer"    { KW(FOOTER, "footer"); }
-      <CODE> "into"      { KW(INTO, "into"); }
-      <CODE> "ask"       { KW(ASK, "ask"); }
-      <CODE> "check"     { KW(CHECK, "check"); }
-      <CODE> "transform" { KW(TRANSFORM, "transform"); }
-      <CODE> "attempts"  { KW(ATTEMPTS, "attempts"); }
-      <CODE> "timeout"   { KW(TIMEOUT, "timeout"); }
-      <CODE> "form"      { KW(FORM, "form"); }
-      <CODE> "cta"       { KW(CTA, "cta"); }
-      <CODE> "screen"    { KW(SCREEN, "screen"); }
-      <CODE> "data"      { KW(DATA, "data"); }
-      <CODE> "body"      { KW(BODY, "body"); }
-      <CODE> "wait"      { KW(WAIT, "wait"); }
-      <CODE> "when"      { KW(WHEN, "when"); }
-      <CODE> "priority"  { KW(PRIORITY, "priority"); }
-      <CODE> "goto"      { KW(GOTO, "goto"); }
-      <CODE> "call"      { KW(CALL, "call"); }
-      <CODE> "with"      { KW(WITH, "with"); }
-      <CODE> "return"    { KW(RETURN, "return"); }
-      <CODE> "if"        { KW(IF, "if"); }
-      <CODE> "for"       { KW(FOR, "for"); }
-      <CODE> "in"        { KW(IN, "in"); }
-      <CODE> "set"       { KW(SET, "set"); }
-      <CODE> "saga"      { KW(SAGA, "saga"); }
-      <CODE> "action"    { KW(ACTION, "action"); }
-      <CODE> "undo"      { KW(UNDO, "undo"); }
-      <CODE> "none"      { KW(NONE, "none"); }
-      <CODE> "on"        { KW(ON, "on"); }
-      <CODE> "failure"   { KW(FAILURE, "failure"); }
-      <CODE> "split" {
-        if (fc_lex_peek(lx) == '(') { tok = TK_IDENT; lval->id = "split"; goto done; }
-        KW(SPLIT, "split");
-      }
-      <CODE> "handoff"   { KW(HANDOFF, "handoff"); }
-      <CODE> "note"      { KW(NOTE, "note"); }
-      <CODE> "remember"  { KW(REMEMBER, "remember"); }
-      <CODE> "audit"     { KW(AUDIT, "audit"); }
-      <CODE> "end"       { KW(END, "end"); }
-      <CODE> "true"      { KW(TRUE, "true"); }
-      <CODE> "false"     { KW(FALSE, "false"); }
-      <CODE> "unset"     { KW(UNSET, "unset"); }
-      <CODE> "and"       { KW(AND, "and"); }
-      <CODE> "or"        { KW(OR, "or"); }
-      <CODE> "not"       { KW(NOT, "not"); }
+      // Keywords: generated from keywords.def (see keywords_re.in).
+      !include "keywords.re";
 
       <CODE> ident {
         tok = TK_IDENT;

@@ -64,6 +64,8 @@ typedef struct FcFlowSema {
   FcNode **params;  /* PARAM nodes in order */
   FcType ret_type;
   FcNameMap step_map, var_map;
+  unsigned char *reached; /* per step: some path from the start gets there (flowcheck.c);
+                             NULL when the flow analysis did not run */
 } FcFlowSema;
 
 typedef struct FcSema {
@@ -73,5 +75,16 @@ typedef struct FcSema {
 } FcSema;
 
 const char *fc_type_name(FcType t);
+
+/* The names the language predefines (check.c), for the checker and for tools such as the
+ * editor grammars (syntax.c). Each list ends with NULL. */
+typedef struct FcTypeName {
+  const char *name;
+  FcType decl; /* as the type of a param or var; FT_ERROR: not allowed */
+  FcType ask;  /* what an ask of this type stores; FT_ERROR: not allowed */
+} FcTypeName;
+extern const FcTypeName fc_type_names[];
+extern const char *const fc_context_names[]; /* contact, channel, ..., message */
+extern const char *const fc_event_names[];   /* whatsapp_flow_response_received, ... */
 
 #endif

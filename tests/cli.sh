@@ -18,7 +18,7 @@ contains() { # contains TEXT DESCRIPTION: the last command's output has TEXT
 }
 
 expect 0 "flowc --help" "$flowc" --help;                    contains "usage: flowc COMMAND" "main help"
-for c in build check disasm test; do
+for c in build check disasm test graph syntax; do
   expect 0 "flowc $c --help" "$flowc" $c --help;            contains "usage: flowc $c" "$c help"
 done
 expect 1 "no command" "$flowc"
@@ -34,6 +34,20 @@ expect 65 "errors as JSON" "$flowc" check --format json "$root/tests/diag/unknow
 contains '"severity": "error"' "json severity";             contains '"line": 6' "json line"
 expect 0 "warnings only" "$flowc" check "$root/tests/diag/waits.flow"
 expect 65 "-Werror" "$flowc" check -Werror "$root/tests/diag/waits.flow"
+
+expect 0 "graph an example" "$flowc" graph "$root/examples/flows/menu.flow"; contains "digraph flows {" "graph output"
+expect 0 "graph as Mermaid" "$flowc" graph --format=mermaid -o "$tmp/menu.mmd" "$root/examples/flows/menu.flow"
+if grep -q '^flowchart TD' "$tmp/menu.mmd"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL graph -o: no Mermaid in the file"; fi
+expect 1 "graph: unknown format" "$flowc" graph --format svg "$root/examples/flows/menu.flow"; contains "unknown format 'svg'" "graph format"
+expect 1 "graph: no files" "$flowc" graph
+expect 1 "graph: missing file" "$flowc" graph "$tmp/absent.flow"; contains "cannot open" "graph missing file"
+expect 1 "graph: unwritable output" "$flowc" graph -o "$tmp/no/such/dir.dot" "$root/examples/flows/menu.flow"
+expect 65 "graph: compile errors" "$flowc" graph -o "$tmp/err.dot" "$root/tests/diag/unknown_names.flow"
+if [ -e "$tmp/err.dot" ]; then fail=$((fail+1)); echo "FAIL graph wrote a file for a program with errors"; else pass=$((pass+1)); fi
+
+expect 0 "syntax keywords" "$flowc" syntax keywords;      contains "flow title trigger" "keyword list"
+expect 1 "syntax: unknown grammar" "$flowc" syntax emacs;   contains "unknown grammar 'emacs'" "syntax grammar"
+expect 1 "syntax: no grammar" "$flowc" syntax
 
 printf 'not bytecode at all' >"$tmp/bad.fbc"
 expect 65 "rejected bytecode" "$flowc" disasm "$tmp/bad.fbc"; contains "bytecode rejected" "verifier message"
@@ -56,14 +70,16 @@ expect 0 "filter to the passing test" "$flowc" test --filter passes "$tmp/t.test
 printf 'flow m {\n  step s { goto nowhere }\n}\n' >"$tmp/m.flow"
 expect 65 "a test whose flow does not compile" "$flowc" test "$tmp/t.test"
 
-# No input makes flowc die of a signal: random bytes as source, test and bytecode.
+# No input makes flowc die of a signal: random bytes as source (check, graph), test and
+# bytecode.
 i=0
 while [ $i -lt 30 ]; do
   head -c $((i * 37 + 1)) /dev/urandom >"$tmp/r.flow"
   "$flowc" check "$tmp/r.flow" >/dev/null 2>&1; rc=$?
   cp "$tmp/r.flow" "$tmp/r.fbc"; "$flowc" disasm "$tmp/r.fbc" >/dev/null 2>&1; rc2=$?
   cp "$tmp/r.flow" "$tmp/r.test"; "$flowc" test "$tmp/r.test" >/dev/null 2>&1; rc3=$?
-  for r in $rc $rc2 $rc3; do
+  "$flowc" graph "$tmp/r.flow" >/dev/null 2>&1; rc4=$?
+  for r in $rc $rc2 $rc3 $rc4; do
     if [ "$r" -ge 128 ]; then fail=$((fail+1)); echo "FAIL signal $r on random input $i"; fi
   done
   i=$((i+1))

@@ -164,6 +164,28 @@ START_TEST(test_sema_slots) {
 }
 END_TEST
 
+/* The type names the editor grammars list (fc_type_names) are the ones the checker takes:
+ * each as a param's type where it says so, and as an ask's where it says so. */
+START_TEST(test_type_names) {
+  char src[512];
+  int n = 0;
+  for (const FcTypeName *t = fc_type_names; t->name; t++, n++) {
+    const char *opts = !strcmp(t->name, "choice") ? " [\"a\", \"b\"]" : "";
+    snprintf(src, sizeof src, "flow f {\n  param p: %s\n  step a { end }\n}\n", t->name);
+    if (t->decl != FT_ERROR) CLEAN(src);
+    else HAS(src, "unknown type");
+    snprintf(src, sizeof src,
+             FLOW("  step a {\n    ask \"Q\" into x: %s%s\n      timeout 1h -> a\n  }\n"),
+             t->name, opts);
+    if (t->ask != FT_ERROR) CLEAN(src);
+    else HAS(src, "unknown ask type");
+  }
+  ck_assert_int_ge(n, 13);
+  HAS(FLOW("  step a {\n    ask \"Q\" into x: colour\n      timeout 1h -> a\n  }\n"),
+      "unknown ask type 'colour'");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("check");
   TCase *tc = tcase_create("check");
@@ -177,6 +199,7 @@ int main(void) {
   tcase_add_test(tc, test_waits_and_sagas);
   tcase_add_test(tc, test_calls);
   tcase_add_test(tc, test_sema_slots);
+  tcase_add_test(tc, test_type_names);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
