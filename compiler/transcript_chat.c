@@ -160,10 +160,9 @@ int tr_chat_start(TrChat *c, const TrLine *l, const char *flow_name, FvEvent *ev
   return 0;
 }
 
-/* Finds the button (tap) or row (pick) a line chooses, newest message first: by id after
- * '#', else by title, exactly and then ignoring case. */
-static int find_choice(TrChat *c, const TrLine *l, FvValue *id, FvValue *title) {
-  int msg = l->kind == TU_TAP ? FV_MSG_BUTTONS : FV_MSG_LIST;
+int tr_chat_find(const TrChat *c, int tap, const char *title, const char *id, FvValue *idv,
+                 FvValue *titlev) {
+  int msg = tap ? FV_MSG_BUTTONS : FV_MSG_LIST;
   for (int pass = 0; pass < 2; pass++)
     for (int i = c->nshown - 1; i >= 0; i--) {
       if (c->shown[i].msg != msg) continue;
@@ -176,14 +175,14 @@ static int find_choice(TrChat *c, const TrLine *l, FvValue *id, FvValue *title) 
           FvValue it = fv_list_at(items, k);
           char *iid = tr_chat_text(fv_record_get(it, "id"));
           char *ititle = tr_chat_text(fv_record_get(it, "title"));
-          int hit = l->id ? iid && !strcmp(iid, l->id)
-                          : ititle && l->text &&
-                                (pass ? !strcasecmp(ititle, l->text) : !strcmp(ititle, l->text));
+          int hit = id ? iid && !strcmp(iid, id)
+                       : ititle && title &&
+                             (pass ? !strcasecmp(ititle, title) : !strcmp(ititle, title));
           free(iid);
           free(ititle);
           if (hit) {
-            *id = fv_record_get(it, "id");
-            *title = fv_record_get(it, "title");
+            *idv = fv_record_get(it, "id");
+            *titlev = fv_record_get(it, "title");
             return 0;
           }
         }
@@ -206,7 +205,7 @@ int tr_chat_event(TrChat *c, const TrLine *l, FvEvent *ev, FvValue *owned, char 
   case TU_TAP:
   case TU_PICK: {
     FvValue id, title;
-    if (find_choice(c, l, &id, &title) != 0) return -2;
+    if (tr_chat_find(c, l->kind == TU_TAP, l->text, l->id, &id, &title) != 0) return -2;
     ev->kind = l->kind == TU_TAP ? FV_EV_BUTTON : FV_EV_LIST;
     ev->text = fv_text_ptr(id, &ev->text_len);
     ev->title = fv_text_ptr(title, &ev->title_len);

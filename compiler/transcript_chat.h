@@ -73,6 +73,12 @@ int tr_chat_start(TrChat *c, const TrLine *l, const char *flow_name, FvEvent *ev
 int tr_chat_event(TrChat *c, const TrLine *l, FvEvent *ev, FvValue *owned, char *err,
                   size_t errlen);
 
+/* The button (tap) or list row (pick) that title (exactly, else ignoring case) or id
+ * names among those shown, newest message first: 0 and its id and title (borrowed), or
+ * -1. */
+int tr_chat_find(const TrChat *c, int tap, const char *title, const char *id, FvValue *idv,
+                 FvValue *titlev);
+
 /* The next timer due by target (Unix ms), earliest first: 1 and its TIMEOUT event, the
  * clock moved to its due time and the timer forgotten; 0 when none is due (then move the
  * clock with tr_chat_advance). */

@@ -3,7 +3,7 @@
 # tests need, and only those that are missing. Idempotent; safe to run on every build.
 set -eu
 PKGS="build-essential cmake pkg-config re2c bison libjansson-dev libcurl4-openssl-dev \
-libhiredis-dev check libevent-dev libssl-dev redis-server lua5.4 clang \
+libhiredis-dev check libevent-dev libssl-dev libedit-dev redis-server lua5.4 clang \
 curl jq openssl python3"
 missing=""
 for p in $PKGS; do

@@ -257,8 +257,9 @@ void fv_result_clear(FvResult *r);
 
 /* The debugger's view of a run (flowvm repl: :break, :step, :next). A line hook is called
  * before the first instruction of every source line the run reaches (where the line
- * table starts a line; a loop that comes back to a line calls it again), with where the
- * run is. The effects made so far are already in out (out->effects, out->neffects), and
+ * table starts a line; a loop that comes back to a line calls it again), and before the
+ * first instruction of a run that resumes in the middle of a line (after a wait), with
+ * where the run is. The effects made so far are already in out (out->effects, out->neffects), and
  * the session may be read with the introspection functions below, but not changed,
  * encoded or resumed. The hook returns 0 to go on, anything else to stop the run: it
  * ends with FV_FAILED and "stopped by the host at FILE:LINE", the session left failed. */

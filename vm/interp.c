@@ -156,11 +156,10 @@ static int line_starts_at(const FvFlow *fl, uint32_t pc) {
   return 0;
 }
 
-/* Calls the line hook for the instruction at r->pc when a line starts there. Returns
- * non-zero when the hook wants the run stopped. */
-static int line_hook(Run *r) {
+/* Calls the line hook for the instruction at r->pc. Returns non-zero when the hook wants
+ * the run stopped. */
+static int call_hook(Run *r) {
   const FvFlow *fl = &r->p->img.flows[r->flow];
-  if (!line_starts_at(fl, r->pc)) return 0;
   FvLineStop at;
   at.flow = r->flow;
   at.line = fv_program_line_at(r->p, r->flow, r->pc);
@@ -175,6 +174,11 @@ static int line_hook(Run *r) {
   at.step_entry = at.step >= 0 && best == r->pc;
   at.depth = r->s->nframes;
   return r->hook(r->hook_arg, r->s, &at);
+}
+
+/* The hook where a line starts at r->pc. */
+static int line_hook(Run *r) {
+  return line_starts_at(&r->p->img.flows[r->flow], r->pc) ? call_hook(r) : 0;
 }
 
 static FvStatus end_session(Run *r) {
@@ -492,6 +496,11 @@ static FvStatus loop(Run *r) {
 
   LOAD_FRAME();
   ip = code + fr->pc;
+  /* a run that resumes in the middle of a line (after a wait) starts with a hook call too */
+  if (UNLIKELY(r->hook != NULL) && !line_starts_at(&p->img.flows[fr->flow], fr->pc)) {
+    SAVE();
+    if (call_hook(r)) return stopped(r);
+  }
 
 #ifndef FV_THREADED
 dispatch:
