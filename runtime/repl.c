@@ -283,6 +283,8 @@ static int deliver(FrRepl *r, const FvEvent *ev) {
   memset(&res, 0, sizeof res);
   r->res = &res;
   r->res_shown = 0;
+  memset(&r->prev, 0, sizeof r->prev);
+  r->prev.flow = -1;
   int hook = !r->quiet && fr_repl_needs_hook(r);
   FvStatus st = fv_resume_debug(r->p, r->chat.s, ev, NULL, hook ? fr_repl_hook : NULL, r, &res);
   if (r->aborted) {
@@ -377,6 +379,8 @@ static int apply(FrRepl *r, const TrLine *l, const char *canon, char *err, size_
   int rc = deliver(r, &ev);
   fv_value_release(owned);
   if (rc != 0) return -2;
+  if (!r->nlast && r->chat.live && !r->quiet)
+    fputs("  \xc2\xbb no answer: the flow goes on waiting\n", r->out);
   if (canon) add_history_entry(r, canon);
   return 0;
 }

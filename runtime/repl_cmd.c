@@ -170,6 +170,12 @@ static void paused_help(FrRepl *r) {
 
 int fr_repl_hook(void *arg, const FvSession *s, const FvLineStop *at) {
   FrRepl *r = arg;
+  /* a line the line table starts twice in a row (a loop's set-up, then its test) is one
+   * stop */
+  int again = r->prev.flow == at->flow && r->prev.line == at->line && r->prev.depth == at->depth &&
+              !at->step_entry;
+  r->prev = *at;
+  if (again) return 0;
   int stop = 0;
   if (r->mode == FR_STEP) stop = !at->step_entry;
   else if (r->mode == FR_NEXT) stop = !at->step_entry && at->depth <= r->next_depth;

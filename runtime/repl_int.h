@@ -60,6 +60,7 @@ typedef struct FrRepl {
   int next_depth;
   int paused;
   FvLineStop at;     /* where it is paused */
+  FvLineStop prev;   /* where the hook was called last in this run */
   const FvSession *ps;
   FvResult *res;     /* the resume running (its effects so far), or NULL */
   size_t res_shown;  /* how many of them are on screen */
