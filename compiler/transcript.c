@@ -26,18 +26,8 @@
 /* Helpers: memory, strings                                                             */
 /* ------------------------------------------------------------------------------------ */
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) abort();
-  return q;
-}
-
-static char *xstrdup(const char *s) {
-  size_t n = strlen(s);
-  char *d = xrealloc(NULL, n + 1);
-  memcpy(d, s, n + 1);
-  return d;
-}
+#define xrealloc tr_xrealloc
+#define xstrdup tr_xstrdup
 
 typedef struct Buf {
   char *s;

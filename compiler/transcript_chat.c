@@ -11,18 +11,23 @@
 
 #include "transcript_chat.h"
 
-static void *xrealloc(void *p, size_t n) {
+void *tr_xrealloc(void *p, size_t n) {
   void *q = realloc(p, n ? n : 1);
   if (!q) abort();
   return q;
 }
 
-static char *xstrdup(const char *s) {
-  size_t n = strlen(s);
-  char *d = xrealloc(NULL, n + 1);
-  memcpy(d, s, n + 1);
+char *tr_xstrndup(const char *s, size_t n) {
+  char *d = tr_xrealloc(NULL, n + 1);
+  memcpy(d, s, n);
+  d[n] = 0;
   return d;
 }
+
+char *tr_xstrdup(const char *s) { return tr_xstrndup(s, strlen(s)); }
+
+#define xrealloc tr_xrealloc
+#define xstrdup tr_xstrdup
 
 char *tr_chat_text(FvValue v) {
   size_t n;
@@ -117,25 +122,21 @@ int tr_chat_start(TrChat *c, const TrLine *l, const char *flow_name, FvEvent *ev
       snprintf(err, errlen, "no flow is named '%s'", flow_name);
       return -1;
     }
-  } else if (l->kind == TU_TEXT) {
-    flow = fv_route_text(p, l->text, strlen(l->text));
+  } else if (l->kind == TU_TEXT || l->kind == TU_INTENT) {
+    int intent = l->kind == TU_INTENT;
+    size_t n = strlen(l->text);
+    flow = intent ? fv_route_intent(p, l->text, n) : fv_route_text(p, l->text, n);
     if (flow < 0) {
-      snprintf(err, errlen, "no flow has a trigger for '%s'", l->text);
+      snprintf(err, errlen, "no flow has a trigger for %s'%s'", intent ? "the intent " : "", l->text);
       return -1;
     }
     ev->text = l->text;
-    ev->text_len = strlen(l->text);
-  } else if (l->kind == TU_INTENT) {
-    flow = fv_route_intent(p, l->text, strlen(l->text));
-    if (flow < 0) {
-      snprintf(err, errlen, "no flow has a trigger for the intent '%s'", l->text);
-      return -1;
+    ev->text_len = n;
+    if (intent) {
+      ev->confidence = l->num1;
+      ev->by_intent = 1;
+      ev->data = l->data;
     }
-    ev->text = l->text;
-    ev->text_len = strlen(l->text);
-    ev->confidence = l->num1;
-    ev->by_intent = 1;
-    ev->data = l->data;
   } else {
     snprintf(err, errlen, "a flow starts with a text or an intent");
     return -1;

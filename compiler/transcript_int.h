@@ -109,6 +109,9 @@ void tr_coverage_report(FILE *out, const FvProgram *p, const FvCoverage *cov,
                         const int *flow_file, const struct FcCompiler *c);
 
 /* Shared helpers. */
+void *tr_xrealloc(void *p, size_t n);           /* realloc that aborts when out of memory */
+char *tr_xstrndup(const char *s, size_t n);     /* n bytes and a NUL, malloc'd */
+char *tr_xstrdup(const char *s);
 int tr_is_bot_keyword(const char *word, size_t n);
 /* Writes a duration in milliseconds as the format writes it (24h, 15m, 30s, 250ms). */
 void tr_format_ms(char *buf, size_t n, int64_t ms);

@@ -16,18 +16,8 @@
 /* Small helpers                                                                        */
 /* ------------------------------------------------------------------------------------ */
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) abort();
-  return q;
-}
-
-static char *xstrndup(const char *s, size_t n) {
-  char *d = xrealloc(NULL, n + 1);
-  memcpy(d, s, n);
-  d[n] = 0;
-  return d;
-}
+#define xrealloc tr_xrealloc
+#define xstrndup tr_xstrndup
 
 static const char *const bot_keywords[] = {
     "buttons", "list",   "image", "video",    "audio",   "document", "template", "form", "timer",

@@ -28,18 +28,8 @@
 #define SESSION_ID "repl"
 #define MAX_AUTO_ANSWERS 100 /* answers from --services in a row before asking */
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) abort();
-  return q;
-}
-
-static char *xstrdup(const char *s) {
-  size_t n = strlen(s);
-  char *d = xrealloc(NULL, n + 1);
-  memcpy(d, s, n + 1);
-  return d;
-}
+#define xrealloc tr_xrealloc
+#define xstrdup tr_xstrdup
 
 static int ends_with(const char *s, const char *suf) {
   size_t a = strlen(s), b = strlen(suf);
@@ -321,7 +311,7 @@ static int deliver(FrRepl *r, const FvEvent *ev) {
 /* The user's side: what one input does                                                 */
 /* ------------------------------------------------------------------------------------ */
 
-static void time_text(int64_t ms, char *buf, size_t n) {
+void fr_repl_time(int64_t ms, char *buf, size_t n) {
   time_t t = (time_t)(ms / 1000);
   struct tm tm;
   if (!gmtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
@@ -347,7 +337,7 @@ static int apply(FrRepl *r, const TrLine *l, const char *canon, char *err, size_
     if (!r->quiet) {
       char d[32], t[40];
       tr_format_ms(d, sizeof d, l->ms);
-      time_text(target, t, sizeof t);
+      fr_repl_time(target, t, sizeof t);
       fprintf(r->out, "  ~ %s later (%s) ~\n", d, t);
     }
     int fired = 0;
@@ -759,6 +749,12 @@ static int parse_args(FrRepl *r, int argc, char **argv, const char **redis, cons
   }
   if ((*redis != NULL) != (*key != NULL)) {
     fprintf(stderr, "flowvm repl: --redis and --session go together\n");
+    return 1;
+  }
+  int flows = 0;
+  for (int i = 0; i < r->npaths; i++) flows += ends_with(r->paths[i], ".flow");
+  if (!*redis && flows != r->npaths && (r->npaths != 1 || !ends_with(r->paths[0], ".fbc"))) {
+    fprintf(stderr, "flowvm repl: give .flow source files, or one .fbc bytecode file\n");
     return 1;
   }
   return -1;

@@ -17,27 +17,10 @@
 #include "repl_int.h"
 #include "store.h"
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) abort();
-  return q;
-}
-
-static char *xstrndup(const char *s, size_t n) {
-  char *d = xrealloc(NULL, n + 1);
-  memcpy(d, s, n);
-  d[n] = 0;
-  return d;
-}
+#define xrealloc tr_xrealloc
+#define xstrndup tr_xstrndup
 
 #define NOTE "  \xc2\xbb "
-
-static void time_text(int64_t ms, char *buf, size_t n) {
-  time_t t = (time_t)(ms / 1000);
-  struct tm tm;
-  if (!gmtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
-    snprintf(buf, n, "%lld ms", (long long)ms);
-}
 
 /* The session the commands look at: the one paused in a run, or the chat's. */
 static const FvSession *session_of(const FrRepl *r) { return r->paused ? r->ps : r->chat.s; }
@@ -315,7 +298,7 @@ void fr_repl_where(FrRepl *r, const FvSession *s, const FvLineStop *at) {
     if (i == depth - 1) show_line(r, flow, line);
   }
   char now[40];
-  time_text(r->chat.now, now, sizeof now);
+  fr_repl_time(r->chat.now, now, sizeof now);
   if (at) {
     fprintf(r->out, NOTE "running (the time is %s)\n", now);
   } else if (st == FV_FAILED) {
@@ -325,7 +308,7 @@ void fr_repl_where(FrRepl *r, const FvSession *s, const FvLineStop *at) {
   } else {
     int64_t due = fv_session_deadline(s);
     char dt[40];
-    time_text(due, dt, sizeof dt);
+    fr_repl_time(due, dt, sizeof dt);
     fprintf(r->out, NOTE "waits for the user%s%s%s (the time is %s)\n", due ? "; times out at " : "",
             due ? dt : "", due ? "" : "", now);
   }

@@ -88,6 +88,7 @@ const char *fr_repl_file_of(const FrRepl *r, int flow); /* source name of a flow
 const char *fr_repl_source_line(const FrRepl *r, int flow, int line); /* NULL: unknown */
 int fr_repl_load_program(FrRepl *r, char **paths, int npaths, FvProgram **out, FILE *diag);
 void fr_repl_clear_last(FrRepl *r);
+void fr_repl_time(int64_t ms, char *buf, size_t n); /* 2026-01-01T09:00:00Z */
 
 /* repl_cmd.c */
 /* Runs a command (the line starts with ':'). Returns 1 when it was one of them, 0 when it

@@ -90,30 +90,50 @@ static FvEvent start_ev(void) {
   return e;
 }
 
-START_TEST(hook_lines_steps_depth) {
-  FvProgram *p = compile();
-  FvSession *s = fv_session_new(p, "s");
+/* A program, a new session, an empty result and hook record. */
+typedef struct Run {
+  FvProgram *p;
+  FvSession *s;
   FvResult r;
-  memset(&r, 0, sizeof r);
   Seen w;
-  memset(&w, 0, sizeof w);
-  w.res = &r;
+} Run;
+
+static void run_new(Run *x) {
+  memset(x, 0, sizeof *x);
+  x->p = compile();
+  x->s = fv_session_new(x->p, "s");
+  x->w.res = &x->r;
+}
+
+static void run_free(Run *x) {
+  fv_result_clear(&x->r);
+  fv_session_free(x->s);
+  fv_program_free(x->p);
+}
+
+START_TEST(hook_lines_steps_depth) {
+  Run x;
+  run_new(&x);
+  FvProgram *p = x.p;
+  FvSession *s = x.s;
+  FvResult *r = &x.r;
+  Seen *w = &x.w;
   FvEvent e = start_ev();
-  ck_assert_int_eq(fv_resume_debug(p, s, &e, NULL, hook, &w, &r), FV_WAITING);
+  ck_assert_int_eq(fv_resume_debug(p, s, &e, NULL, hook, w, r), FV_WAITING);
   /* step start entered at its line; say; the loop's set-up and its test (two places where
    * line 5 starts), the body and the test again, twice; the call; then the helper's step
    * and its ask, one frame deeper */
   int want[] = {3, 4, 5, 5, 6, 5, 6, 5, 8, 18, 19};
-  ck_assert_int_eq(w.n, 11);
-  for (int i = 0; i < 11; i++) ck_assert_int_eq(w.line[i], want[i]);
-  ck_assert_int_eq(w.step_entry[0], 1);
-  ck_assert_int_eq(w.step_entry[1], 0);
-  ck_assert_int_eq(w.depth[8], 1);
-  ck_assert_int_eq(w.depth[9], 2);
-  ck_assert_int_eq(w.step_entry[9], 1);
-  ck_assert_int_eq(w.flow[10], 1);
+  ck_assert_int_eq(w->n, 11);
+  for (int i = 0; i < 11; i++) ck_assert_int_eq(w->line[i], want[i]);
+  ck_assert_int_eq(w->step_entry[0], 1);
+  ck_assert_int_eq(w->step_entry[1], 0);
+  ck_assert_int_eq(w->depth[8], 1);
+  ck_assert_int_eq(w->depth[9], 2);
+  ck_assert_int_eq(w->step_entry[9], 1);
+  ck_assert_int_eq(w->flow[10], 1);
   /* the effects made so far are visible: nothing said before line 4 ran, one after */
-  ck_assert_uint_lt(w.effects[1], w.effects[2]);
+  ck_assert_uint_lt(w->effects[1], w->effects[2]);
 
   /* the frames: the caller continues after its call, the helper at its wait */
   int flow, step;
@@ -129,8 +149,8 @@ START_TEST(hook_lines_steps_depth) {
   ck_assert_int_eq(fv_session_frame(s, -1, NULL, NULL, NULL), -1);
 
   /* the reply resumes in the middle of line 19: the hook is called there first */
-  fv_result_clear(&r);
-  memset(&w, 0, sizeof w);
+  fv_result_clear(r);
+  memset(w, 0, sizeof *w);
   FvEvent t;
   memset(&t, 0, sizeof t);
   t.kind = FV_EV_TEXT;
@@ -138,37 +158,29 @@ START_TEST(hook_lines_steps_depth) {
   t.text_len = 3;
   t.data = fv_unset();
   t.now_ms = 2000;
-  ck_assert_int_eq(fv_resume_debug(p, s, &t, NULL, hook, &w, &r), FV_ENDED);
+  ck_assert_int_eq(fv_resume_debug(p, s, &t, NULL, hook, w, r), FV_ENDED);
   int want2[] = {19, 20, 9, 10, 12, 13};
-  ck_assert_int_eq(w.n, 6);
-  for (int i = 0; i < 6; i++) ck_assert_int_eq(w.line[i], want2[i]);
-  ck_assert_int_eq(w.depth[2], 1);
-  ck_assert_int_eq(w.step_entry[4], 1);
-  fv_result_clear(&r);
-  fv_session_free(s);
-  fv_program_free(p);
+  ck_assert_int_eq(w->n, 6);
+  for (int i = 0; i < 6; i++) ck_assert_int_eq(w->line[i], want2[i]);
+  ck_assert_int_eq(w->depth[2], 1);
+  ck_assert_int_eq(w->step_entry[4], 1);
+  run_free(&x);
 }
 END_TEST
 
 START_TEST(hook_stops_the_run) {
-  FvProgram *p = compile();
-  FvSession *s = fv_session_new(p, "s");
-  FvResult r;
-  memset(&r, 0, sizeof r);
-  Seen w;
-  memset(&w, 0, sizeof w);
-  w.stop_at = 6;
+  Run x;
+  run_new(&x);
+  x.w.stop_at = 6;
   FvEvent e = start_ev();
-  ck_assert_int_eq(fv_resume_debug(p, s, &e, NULL, hook, &w, &r), FV_FAILED);
-  ck_assert_str_eq(r.error, "stopped by the host at t.flow:6");
-  ck_assert_int_eq(fv_session_status(s), FV_FAILED);
+  ck_assert_int_eq(fv_resume_debug(x.p, x.s, &e, NULL, hook, &x.w, &x.r), FV_FAILED);
+  ck_assert_str_eq(x.r.error, "stopped by the host at t.flow:6");
+  ck_assert_int_eq(fv_session_status(x.s), FV_FAILED);
   /* what ran before the stop made its effects: the first say */
   int said = 0;
-  for (size_t i = 0; i < r.neffects; i++) said += r.effects[i].kind == FV_FX_SEND;
+  for (size_t i = 0; i < x.r.neffects; i++) said += x.r.effects[i].kind == FV_FX_SEND;
   ck_assert_int_eq(said, 1);
-  fv_result_clear(&r);
-  fv_session_free(s);
-  fv_program_free(p);
+  run_free(&x);
 }
 END_TEST
 
