@@ -1,9 +1,9 @@
 /* compiler/transcript.c: the transcript test runner behind `flowc test` (transcript.h).
  * For each test file: parse it (transcript_parse.c), compile the flows it loads (one
  * program per distinct set of sources, shared by the files that load the same set), then
- * play every test against the VM: seeded clock (2026-01-01T09:00:00Z, +1 s per user event),
- * seeded randomness, session id "test", the session round-tripped through
- * fv_session_encode/decode after every resume. The bot's effects are matched against the
+ * play every test against the VM in the simulated world of transcript_chat.c (seeded clock
+ * from 2026-01-01T09:00:00Z, +1 s per user event, seeded randomness), session id "test",
+ * the session round-tripped through fv_session_encode/decode after every resume. The bot's effects are matched against the
  * test's `<` lines; the first mismatch fails the test with both sides written as `<` lines.
  * With --coverage it collects the VM's coverage marks over all tests of a program and has
  * transcript_cov.c report them. Ends with "N passed, N failed". Format:
@@ -17,30 +17,17 @@
 #include "compiler.h"
 #include "console.h"
 #include "transcript.h"
+#include "transcript_chat.h"
 #include "transcript_int.h"
 
-#define T0_MS 1767258000000LL /* 2026-01-01T09:00:00Z */
 #define SESSION_ID "test"
-#define DEFAULT_NAME "Test User"
-#define DEFAULT_WA_ID "15550000000"
-#define PHONE_NUMBER_ID "100000000000000"
 
 /* ------------------------------------------------------------------------------------ */
 /* Helpers: memory, strings                                                             */
 /* ------------------------------------------------------------------------------------ */
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) abort();
-  return q;
-}
-
-static char *xstrdup(const char *s) {
-  size_t n = strlen(s);
-  char *d = xrealloc(NULL, n + 1);
-  memcpy(d, s, n + 1);
-  return d;
-}
+#define xrealloc tr_xrealloc
+#define xstrdup tr_xstrdup
 
 typedef struct Buf {
   char *s;
@@ -93,19 +80,7 @@ static void bquote(Buf *b, const char *s, size_t n) {
   bputs(b, "\"");
 }
 
-/* The text of a value: texts as they are, others as interpolation shows them. malloc'd. */
-static char *value_text(FvValue v) {
-  size_t n;
-  const char *p = fv_text_ptr(v, &n);
-  if (p) {
-    char *s = xrealloc(NULL, n + 1);
-    memcpy(s, p, n);
-    s[n] = 0;
-    return s;
-  }
-  if (v.type == FV_T_UNSET) return NULL;
-  return fv_value_to_string(v);
-}
+#define value_text tr_chat_text
 
 static int field_is(FvValue rec, const char *key, const char *want) {
   char *s = value_text(fv_record_get(rec, key));
@@ -124,45 +99,6 @@ static void bjson(Buf *b, FvValue v) {
   char *j = fv_value_to_json(v);
   if (j) bputs(b, j);
   free(j);
-}
-
-/* A deep copy of a value into another heap: effect payloads live in the session's heap,
- * which goes away with every encode/decode round trip. */
-static FvValue copy_value(FvHeap *h, FvValue v) {
-  switch (v.type) {
-  case FV_T_TEXT: {
-    size_t n;
-    const char *p = fv_text_ptr(v, &n);
-    return fv_text(h, p, n);
-  }
-  case FV_T_LIST: {
-    size_t n = fv_list_len(v);
-    FvValue *it = xrealloc(NULL, sizeof(FvValue) * (n + 1));
-    for (size_t i = 0; i < n; i++) it[i] = copy_value(h, fv_list_at(v, i));
-    FvValue l = fv_list(h, n, it);
-    for (size_t i = 0; i < n; i++) fv_value_release(it[i]);
-    free(it);
-    return l;
-  }
-  case FV_T_RECORD: {
-    size_t n = fv_record_len(v);
-    FvValue *k = xrealloc(NULL, sizeof(FvValue) * (n + 1));
-    FvValue *x = xrealloc(NULL, sizeof(FvValue) * (n + 1));
-    for (size_t i = 0; i < n; i++) {
-      k[i] = copy_value(h, fv_record_key(v, i));
-      x[i] = copy_value(h, fv_record_val(v, i));
-    }
-    FvValue r = fv_record(h, n, k, x);
-    for (size_t i = 0; i < n; i++) {
-      fv_value_release(k[i]);
-      fv_value_release(x[i]);
-    }
-    free(k);
-    free(x);
-    return r;
-  }
-  default: return v;
-  }
 }
 
 /* Whether `got` has what `want` asks for: records may have more fields than asked for
@@ -207,18 +143,7 @@ static int value_matches(FvValue want, FvValue got) {
   return fv_value_equal(want, got);
 }
 
-/* The member data in a REMEMBER payload ({member, channel}); borrowed. */
-static FvValue member_of(FvValue payload) {
-  FvValue m = fv_record_get(payload, "member");
-  return m.type == FV_T_RECORD ? m : payload;
-}
-
-static uint64_t splitmix(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+#define member_of tr_chat_member_of
 
 /* ------------------------------------------------------------------------------------ */
 /* Programs: one per distinct list of loaded sources                                    */
@@ -308,38 +233,14 @@ typedef struct Fx {
   char error[256];
 } Fx;
 
-typedef struct Timer {
-  uint32_t id;
-  int64_t due;
-} Timer;
-
-typedef struct Shown {
-  int msg;         /* FV_MSG_BUTTONS or FV_MSG_LIST */
-  FvValue payload; /* runner's heap */
-} Shown;
-
 typedef struct Run {
   Ctx *cx;
   TrFile *tf;
   TrTest *t;
   Prog *pg;
-  FvSession *s;
-  int live;        /* a session is running: started and not ended or failed */
-  int ever;        /* a session was started */
-  int64_t now;
-  int nevents;
-  uint64_t rng;
+  TrChat chat;     /* the session and the world around it */
   Fx *q;
   int nq, capq, cur;
-  Timer *timers;
-  int ntimers, captimers;
-  int action_pending;
-  char action_key[128];
-  char *flow_token;
-  Shown *shown;
-  int nshown, capshown;
-  FvValue member;
-  int media_n;
   int failed;
 } Run;
 
@@ -371,7 +272,7 @@ static Fx *push_fx(Run *r) {
   Fx *f = &r->q[r->nq++];
   memset(f, 0, sizeof *f);
   f->e.payload = fv_unset();
-  f->at_ms = r->now;
+  f->at_ms = r->chat.now;
   return f;
 }
 
@@ -522,38 +423,11 @@ static char *describe(const Fx *f) {
 
 /* ---- event delivery ---- */
 
-static void remove_timer(Run *r, uint32_t id) {
-  for (int i = 0; i < r->ntimers; i++)
-    if (r->timers[i].id == id) {
-      r->timers[i] = r->timers[--r->ntimers];
-      return;
-    }
-}
-
-static void add_shown(Run *r, int msg, FvValue payload) {
-  if (r->nshown == r->capshown) {
-    r->capshown = r->capshown ? r->capshown * 2 : 8;
-    r->shown = xrealloc(r->shown, sizeof(Shown) * (size_t)r->capshown);
-  }
-  r->shown[r->nshown].msg = msg;
-  r->shown[r->nshown].payload = fv_value_retain(payload);
-  r->nshown++;
-}
-
-static void clear_session_state(Run *r) {
-  r->ntimers = 0;
-  r->action_pending = 0;
-  free(r->flow_token);
-  r->flow_token = NULL;
-  for (int i = 0; i < r->nshown; i++) fv_value_release(r->shown[i].payload);
-  r->nshown = 0;
-}
-
 /* Encodes the session, decodes it into a new one, and checks that encoding that one gives
  * the same bytes: the state the runtime stores is all the VM needs. */
 static void roundtrip(Run *r, int line, FvStatus st) {
   size_t n1 = 0, n2 = 0;
-  uint8_t *b1 = fv_session_encode(r->s, &n1);
+  uint8_t *b1 = fv_session_encode(r->chat.s, &n1);
   if (!b1) {
     fail(r, line, "the session state could not be encoded (a VM bug)");
     return;
@@ -581,8 +455,8 @@ static void roundtrip(Run *r, int line, FvStatus st) {
     fail(r, line, "the session's status changed in an encode/decode round trip (a VM bug)");
   free(b1);
   free(b2);
-  fv_session_free(r->s);
-  r->s = s2;
+  fv_session_free(r->chat.s);
+  r->chat.s = s2;
 }
 
 static void render(Run *r, const Fx *f) {
@@ -599,57 +473,22 @@ static void render(Run *r, const Fx *f) {
 
 /* Runs the session on one event and queues its effects. */
 static void deliver(Run *r, FvEvent *ev, int line) {
-  ev->now_ms = r->now;
-  ev->random = splitmix(&r->rng);
   FvBudget b;
   memset(&b, 0, sizeof b);
   b.coverage = r->pg->cov;
   FvResult res;
   memset(&res, 0, sizeof res);
-  FvStatus st = fv_resume(r->pg->p, r->s, ev, &b, &res);
+  FvStatus st = fv_resume(r->pg->p, r->chat.s, ev, &b, &res);
   int saw_end = 0, after_handoff = 0;
-  if (ev->kind == FV_EV_ACTION_OK || ev->kind == FV_EV_ACTION_ERROR) r->action_pending = 0;
   for (size_t i = 0; i < res.neffects; i++) {
     const FvEffect *e = &res.effects[i];
     Fx *f = push_fx(r);
     f->e = *e;
-    f->e.payload = copy_value(r->cx->heap, e->payload);
-    switch (e->kind) {
-    case FV_FX_SET_TIMER:
-      if (r->ntimers == r->captimers) {
-        r->captimers = r->captimers ? r->captimers * 2 : 8;
-        r->timers = xrealloc(r->timers, sizeof(Timer) * (size_t)r->captimers);
-      }
-      remove_timer(r, e->timer_id);
-      r->timers[r->ntimers++] = (Timer){e->timer_id, e->due_ms};
-      break;
-    case FV_FX_CANCEL_TIMER: remove_timer(r, e->timer_id); break;
-    case FV_FX_ACTION:
-      r->action_pending = 1;
-      snprintf(r->action_key, sizeof r->action_key, "%s", e->key);
-      break;
-    case FV_FX_SEND:
-      if (e->msg == FV_MSG_FORM) {
-        free(r->flow_token);
-        r->flow_token = value_text(fv_record_get(f->e.payload, "flow_token"));
-      } else if (e->msg == FV_MSG_BUTTONS || e->msg == FV_MSG_LIST) {
-        add_shown(r, (int)e->msg, f->e.payload);
-      }
-      break;
-    case FV_FX_REMEMBER: {
-      /* the payload is {member: all member data now, channel}: keep it for later sessions */
-      FvValue m = member_of(f->e.payload);
-      if (m.type == FV_T_RECORD) {
-        fv_value_release(r->member);
-        r->member = fv_value_retain(m);
-      }
-      break;
-    }
-    case FV_FX_END:
+    f->e.payload = fv_value_copy(r->cx->heap, e->payload);
+    tr_chat_note(&r->chat, e, f->e.payload);
+    if (e->kind == FV_FX_END) {
       saw_end = 1;
       f->implied = after_handoff;
-      break;
-    default: break;
     }
     if (e->kind == FV_FX_HANDOFF) after_handoff = 1;
     else if (fx_strict(f) && e->kind != FV_FX_END) after_handoff = 0;
@@ -671,28 +510,7 @@ static void deliver(Run *r, FvEvent *ev, int line) {
     if (verbose(r)) render(r, f);
   }
   roundtrip(r, line, st);
-  if (st != FV_WAITING) {
-    r->live = 0;
-    clear_session_state(r);
-  }
-}
-
-static void tick(Run *r) {
-  if (r->nevents++) r->now += 1000;
-}
-
-static FvValue text_value(Run *r, const char *s) { return fv_text(r->cx->heap, s, strlen(s)); }
-
-/* A record from n (key, value) pairs, n at most 8; consumes the values. */
-static FvValue record_of(Run *r, int n, const char **keys, FvValue *vals) {
-  FvValue k[8];
-  for (int i = 0; i < n; i++) k[i] = text_value(r, keys[i]);
-  FvValue rec = fv_record(r->cx->heap, (size_t)n, k, vals);
-  for (int i = 0; i < n; i++) {
-    fv_value_release(k[i]);
-    fv_value_release(vals[i]);
-  }
-  return rec;
+  tr_chat_after(&r->chat, st);
 }
 
 static void print_user(Run *r, const TrLine *l) {
@@ -750,59 +568,13 @@ static void print_user(Run *r, const TrLine *l) {
 
 /* Starts a session: by the trigger of a text or intent line, or (l NULL) by flow name. */
 static void start_session(Run *r, const TrLine *l, const char *flow_name) {
-  const FvProgram *p = r->pg->p;
   FvEvent ev;
-  memset(&ev, 0, sizeof ev);
-  ev.kind = FV_EV_START;
-  ev.data = fv_unset();
-  int flow, line = l ? l->line : r->t->line;
-  if (!l) {
-    flow = fv_program_find_flow(p, flow_name);
-    if (flow < 0) {
-      fail(r, line, "no flow is named '%s'", flow_name);
-      return;
-    }
-  } else if (l->kind == TU_TEXT) {
-    flow = fv_route_text(p, l->text, strlen(l->text));
-    if (flow < 0) {
-      fail(r, line, "no flow has a trigger for '%s'", l->text);
-      return;
-    }
-    ev.text = l->text;
-    ev.text_len = strlen(l->text);
-  } else {
-    flow = fv_route_intent(p, l->text, strlen(l->text));
-    if (flow < 0) {
-      fail(r, line, "no flow has a trigger for the intent '%s'", l->text);
-      return;
-    }
-    ev.text = l->text;
-    ev.text_len = strlen(l->text);
-    ev.confidence = l->num1;
-    ev.by_intent = 1;
-    ev.data = l->data;
-  }
-  ev.flow = flow;
-  if (r->s) fv_session_free(r->s);
-  clear_session_state(r);
-  r->s = fv_session_new(p, SESSION_ID);
-  if (!r->s) {
-    fail(r, line, "the VM could not make a session");
+  char err[300];
+  int line = l ? l->line : r->t->line;
+  if (tr_chat_start(&r->chat, l, flow_name, &ev, err, sizeof err) != 0) {
+    fail(r, line, "%s", err);
     return;
   }
-  const TrTest *d = &r->tf->defaults;
-  const char *name = r->t->contact_name ? r->t->contact_name
-                     : d->contact_name ? d->contact_name : DEFAULT_NAME;
-  const char *wa = r->t->wa_id ? r->t->wa_id : d->wa_id ? d->wa_id : DEFAULT_WA_ID;
-  const char *ck[] = {"name", "wa_id"};
-  FvValue cv[] = {text_value(r, name), text_value(r, wa)};
-  fv_session_set_context(r->s, FV_CTX_CONTACT, record_of(r, 2, ck, cv));
-  const char *hk[] = {"type", "phone_number_id"};
-  FvValue hv[] = {text_value(r, "whatsapp"), text_value(r, PHONE_NUMBER_ID)};
-  fv_session_set_context(r->s, FV_CTX_CHANNEL, record_of(r, 2, hk, hv));
-  fv_session_set_context(r->s, FV_CTX_MEMBER, fv_value_retain(r->member));
-  r->live = r->ever = 1;
-  tick(r);
   if (verbose(r)) {
     if (l) print_user(r, l);
     else fprintf(r->cx->out, "  \xc2\xbb start %s\n", flow_name);
@@ -810,47 +582,17 @@ static void start_session(Run *r, const TrLine *l, const char *flow_name) {
   deliver(r, &ev, line);
 }
 
-/* Finds the button (tap) or row (pick) a line chooses, newest message first. */
-static int find_choice(Run *r, const TrLine *l, FvValue *id, FvValue *title) {
-  int msg = l->kind == TU_TAP ? FV_MSG_BUTTONS : FV_MSG_LIST;
-  for (int pass = 0; pass < 2; pass++)
-    for (int i = r->nshown - 1; i >= 0; i--) {
-      if (r->shown[i].msg != msg) continue;
-      FvValue p = r->shown[i].payload;
-      FvValue groups = msg == FV_MSG_BUTTONS ? fv_record_get(p, "buttons") : fv_record_get(p, "sections");
-      size_t ng = msg == FV_MSG_BUTTONS ? 1 : fv_list_len(groups);
-      for (size_t g = 0; g < ng; g++) {
-        FvValue items = msg == FV_MSG_BUTTONS ? groups : fv_record_get(fv_list_at(groups, g), "rows");
-        for (size_t k = 0; k < fv_list_len(items); k++) {
-          FvValue it = fv_list_at(items, k);
-          char *iid = value_text(fv_record_get(it, "id"));
-          char *ititle = value_text(fv_record_get(it, "title"));
-          int hit = l->id ? iid && !strcmp(iid, l->id)
-                          : ititle && (pass ? !strcasecmp(ititle, l->text) : !strcmp(ititle, l->text));
-          free(iid);
-          free(ititle);
-          if (hit) {
-            *id = fv_record_get(it, "id");
-            *title = fv_record_get(it, "title");
-            return 0;
-          }
-        }
-      }
-    }
-  return -1;
-}
-
 static void choice_missing(Run *r, const TrLine *l) {
   int msg = l->kind == TU_TAP ? FV_MSG_BUTTONS : FV_MSG_LIST;
   const char *what = l->kind == TU_TAP ? "tap" : "pick";
   Buf b = {0};
-  for (int i = r->nshown - 1; i >= 0 && !b.n; i--) {
-    if (r->shown[i].msg != msg) continue;
+  for (int i = r->chat.nshown - 1; i >= 0 && !b.n; i--) {
+    if (r->chat.shown[i].msg != msg) continue;
     Fx f;
     memset(&f, 0, sizeof f);
     f.e.kind = FV_FX_SEND;
     f.e.msg = (FvMsgKind)msg;
-    f.e.payload = r->shown[i].payload;
+    f.e.payload = r->chat.shown[i].payload;
     char *d = describe(&f);
     bputs(&b, d);
     free(d);
@@ -878,25 +620,11 @@ static int check_quiet(Run *r, int line, const char *expected) {
 }
 
 static void wait_for(Run *r, const TrLine *l) {
-  int64_t target = r->now + l->ms;
+  int64_t target = r->chat.now + l->ms;
   print_user(r, l);
-  while (r->live && !r->failed) {
-    int best = -1;
-    for (int i = 0; i < r->ntimers; i++)
-      if (r->timers[i].due <= target && (best < 0 || r->timers[i].due < r->timers[best].due))
-        best = i;
-    if (best < 0) break;
-    Timer t = r->timers[best];
-    remove_timer(r, t.id);
-    if (t.due > r->now) r->now = t.due;
-    FvEvent ev;
-    memset(&ev, 0, sizeof ev);
-    ev.kind = FV_EV_TIMEOUT;
-    ev.timer_id = t.id;
-    ev.data = fv_unset();
-    deliver(r, &ev, l->line);
-  }
-  if (target > r->now) r->now = target;
+  FvEvent ev;
+  while (!r->failed && tr_chat_due(&r->chat, target, &ev)) deliver(r, &ev, l->line);
+  tr_chat_advance(&r->chat, target);
 }
 
 static void user_line(Run *r, const TrLine *l) {
@@ -908,113 +636,29 @@ static void user_line(Run *r, const TrLine *l) {
     wait_for(r, l);
     return;
   }
-  if (!r->live) {
+  if (!r->chat.live) {
     if (l->kind == TU_TEXT || l->kind == TU_INTENT) {
       start_session(r, l, NULL);
       return;
     }
     fail(r, l->line, "expected a running session for `%s`, but %s", l->src,
-         r->ever ? "the session has ended" : "no flow has started");
+         r->chat.ever ? "the session has ended" : "no flow has started");
     return;
   }
-  FvHeap *h = r->cx->heap;
   FvEvent ev;
-  memset(&ev, 0, sizeof ev);
-  ev.data = fv_unset();
-  FvValue owned = fv_unset(); /* event data made here, released after delivery */
-  switch (l->kind) {
-  case TU_TEXT:
-    ev.kind = FV_EV_TEXT;
-    ev.text = l->text;
-    ev.text_len = strlen(l->text);
-    break;
-  case TU_TAP:
-  case TU_PICK: {
-    FvValue id, title;
-    if (find_choice(r, l, &id, &title) != 0) {
-      choice_missing(r, l);
-      return;
-    }
-    ev.kind = l->kind == TU_TAP ? FV_EV_BUTTON : FV_EV_LIST;
-    ev.text = fv_text_ptr(id, &ev.text_len);
-    ev.title = fv_text_ptr(title, &ev.title_len);
-    break;
+  FvValue owned;
+  char err[200];
+  int rc = tr_chat_event(&r->chat, l, &ev, &owned, err, sizeof err);
+  if (rc == -2) {
+    choice_missing(r, l);
+    return;
   }
-  case TU_FORM:
-    ev.kind = FV_EV_FORM;
-    if (l->has_data) ev.data = l->data;
-    else ev.data = owned = fv_record(h, 0, NULL, NULL);
-    if (r->flow_token) {
-      ev.text = r->flow_token;
-      ev.text_len = strlen(r->flow_token);
-    }
-    break;
-  case TU_MEDIA: {
-    static const char *const kinds[] = {"image", "video", "audio", "document", "sticker"};
-    static const char *const mimes[] = {"image/jpeg", "video/mp4", "audio/ogg",
-                                        "application/pdf", "image/webp"};
-    const char *mime = "application/octet-stream";
-    for (int i = 0; i < 5; i++)
-      if (!strcmp(kinds[i], l->text)) mime = mimes[i];
-    char id[32], url[96];
-    snprintf(id, sizeof id, "media-%d", ++r->media_n);
-    snprintf(url, sizeof url, "https://example.com/media/%s", id);
-    const char *k[4] = {"id", "mime_type", "url", "caption"};
-    FvValue v[4] = {text_value(r, id), text_value(r, mime), text_value(r, url), fv_unset()};
-    int n = 3;
-    if (l->caption) v[n++] = text_value(r, l->caption);
-    ev.kind = FV_EV_MEDIA;
-    ev.text = l->text;
-    ev.text_len = strlen(l->text);
-    ev.data = owned = record_of(r, n, k, v);
-    break;
+  if (rc != 0) {
+    fail(r, l->line, "expected the bot to wait for an action's result for `%s`, but no "
+         "action is running%s", l->src,
+         l->kind == TU_OK ? " (to send the text \"ok\", write: > \"ok\")" : "");
+    return;
   }
-  case TU_LOCATION: {
-    const char *k[4] = {"latitude", "longitude", NULL, NULL};
-    FvValue v[4] = {fv_number(l->num1), fv_number(l->num2), fv_unset(), fv_unset()};
-    int n = 2;
-    if (l->caption) {
-      k[n] = "name";
-      v[n++] = text_value(r, l->caption);
-    }
-    if (l->note) {
-      k[n] = "address";
-      v[n++] = text_value(r, l->note);
-    }
-    ev.kind = FV_EV_LOCATION;
-    ev.data = owned = record_of(r, n, k, v);
-    break;
-  }
-  case TU_INTENT:
-    ev.kind = FV_EV_INTENT;
-    ev.text = l->text;
-    ev.text_len = strlen(l->text);
-    ev.confidence = l->num1;
-    if (l->has_data) ev.data = l->data;
-    else ev.data = owned = fv_record(h, 0, NULL, NULL);
-    break;
-  case TU_OK:
-  case TU_FAIL:
-    if (!r->action_pending) {
-      fail(r, l->line, "expected the bot to wait for an action's result for `%s`, but no "
-           "action is running%s", l->src,
-           l->kind == TU_OK ? " (to send the text \"ok\", write: > \"ok\")" : "");
-      return;
-    }
-    ev.kind = l->kind == TU_OK ? FV_EV_ACTION_OK : FV_EV_ACTION_ERROR;
-    ev.text = r->action_key;
-    ev.text_len = strlen(r->action_key);
-    if (l->kind == TU_OK) {
-      if (l->has_data) ev.data = l->data;
-      else ev.data = owned = fv_record(h, 0, NULL, NULL);
-    } else {
-      ev.title = l->text;
-      ev.title_len = strlen(l->text);
-    }
-    break;
-  default: return;
-  }
-  tick(r);
   print_user(r, l);
   deliver(r, &ev, l->line);
   fv_value_release(owned);
@@ -1135,9 +779,9 @@ static void bot_line(Run *r, const TrLine *l) {
     free(want);
     return;
   }
-  const char *why = !r->ever ? "no flow has started"
-                    : !r->live ? "the session has ended"
-                    : r->action_pending ? "the bot waits for the action's result (> ok or > fail)"
+  const char *why = !r->chat.ever ? "no flow has started"
+                    : !r->chat.live ? "the session has ended"
+                    : r->chat.action_pending ? "the bot waits for the action's result (> ok or > fail)"
                     : "the bot waits for the user";
   fail(r, l->line, "expected `%s`, got nothing: %s", want, why);
   free(want);
@@ -1150,11 +794,13 @@ static void run_test(Ctx *cx, TrFile *tf, TrTest *t, Prog *pg) {
   r.tf = tf;
   r.t = t;
   r.pg = pg;
-  r.now = T0_MS;
-  r.rng = t->has_seed ? t->seed : tf->defaults.has_seed ? tf->defaults.seed : 1;
-  if (t->has_member) r.member = fv_value_retain(t->member);
-  else if (tf->defaults.has_member) r.member = fv_value_retain(tf->defaults.member);
-  else r.member = fv_record(cx->heap, 0, NULL, NULL);
+  const TrTest *d = &tf->defaults;
+  tr_chat_init(&r.chat, cx->heap, pg->p, SESSION_ID,
+               t->contact_name ? t->contact_name : d->contact_name,
+               t->wa_id ? t->wa_id : d->wa_id,
+               t->has_seed ? t->seed : d->has_seed ? d->seed : 1,
+               t->has_member ? fv_value_retain(t->member)
+               : d->has_member ? fv_value_retain(d->member) : fv_unset());
   if (verbose(&r)) fprintf(cx->out, "--- test \"%s\" (%s:%d)\n", t->name, tf->path, t->line);
   if (t->start_flow) start_session(&r, NULL, t->start_flow);
   int last = t->line;
@@ -1167,12 +813,8 @@ static void run_test(Ctx *cx, TrFile *tf, TrTest *t, Prog *pg) {
   if (!r.failed) check_quiet(&r, last, "nothing more from the bot at the end of the test");
   if (verbose(&r)) fprintf(cx->out, "--- %s\n\n", r.failed ? "FAILED" : "ok");
   clear_queue(&r);
-  clear_session_state(&r);
   free(r.q);
-  free(r.timers);
-  free(r.shown);
-  fv_value_release(r.member);
-  if (r.s) fv_session_free(r.s);
+  tr_chat_free(&r.chat);
   if (r.failed) cx->failed++;
   else cx->passed++;
 }

@@ -1,7 +1,8 @@
 /* compiler/transcript_int.h: what the transcript test parser (transcript_parse.c) hands to
  * the runner (transcript.c): a parsed test file as lines of what the user does (`>`) and
- * what the bot must do (`<`). Not used outside the transcript code. The format is
- * documented in docs/lang/testing.md.
+ * what the bot must do (`<`). Outside the transcript code only the REPL (runtime/repl*.c)
+ * uses it, to read what its user types in the `>` syntax. The format is documented in
+ * docs/lang/testing.md.
  *
  * Ownership: everything a TFile points to is malloc'd and freed by tr_file_free; the
  * FvValues in it (JSON payloads) are made with the heap given to tr_parse_file and are
@@ -93,6 +94,13 @@ int tr_parse_text(const char *path, const char *text, size_t len, FvHeap *heap, 
                   TrFile *out);
 void tr_file_free(TrFile *f);
 
+/* One `>` line's text (what follows the '>'), parsed as a test file would: 0 and *out
+ * (free it with tr_line_free), or -1 with "error: ..." and a ^~~~ underline written to
+ * err. Used by the REPL. */
+int tr_parse_user_line(const char *text, size_t len, FvHeap *heap, FILE *err, TrLine *out);
+void tr_line_free(TrLine *l);
+#define TR_MAX_DURATION_MS (100LL * 366 * 86400000) /* `> wait` at most 100 years */
+
 /* Coverage (transcript_cov.c): prints, per source file of the program, the steps entered
  * and the branch outcomes taken, then what was missed. flow_file: per flow, its index in
  * c->files (-1: unknown). */
@@ -101,6 +109,9 @@ void tr_coverage_report(FILE *out, const FvProgram *p, const FvCoverage *cov,
                         const int *flow_file, const struct FcCompiler *c);
 
 /* Shared helpers. */
+void *tr_xrealloc(void *p, size_t n);           /* realloc that aborts when out of memory */
+char *tr_xstrndup(const char *s, size_t n);     /* n bytes and a NUL, malloc'd */
+char *tr_xstrdup(const char *s);
 int tr_is_bot_keyword(const char *word, size_t n);
 /* Writes a duration in milliseconds as the format writes it (24h, 15m, 30s, 250ms). */
 void tr_format_ms(char *buf, size_t n, int64_t ms);

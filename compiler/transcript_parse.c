@@ -16,18 +16,8 @@
 /* Small helpers                                                                        */
 /* ------------------------------------------------------------------------------------ */
 
-static void *xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) abort();
-  return q;
-}
-
-static char *xstrndup(const char *s, size_t n) {
-  char *d = xrealloc(NULL, n + 1);
-  memcpy(d, s, n);
-  d[n] = 0;
-  return d;
-}
+#define xrealloc tr_xrealloc
+#define xstrndup tr_xstrndup
 
 static const char *const bot_keywords[] = {
     "buttons", "list",   "image", "video",    "audio",   "document", "template", "form", "timer",
@@ -50,6 +40,8 @@ void tr_format_ms(char *buf, size_t n, int64_t ms) {
     snprintf(buf, n, "%lldms", (long long)ms);
 }
 
+static void free_line(TrLine *l);
+
 /* ------------------------------------------------------------------------------------ */
 /* The line scanner                                                                     */
 /* ------------------------------------------------------------------------------------ */
@@ -64,6 +56,7 @@ typedef struct Sc {
   int nerr;
   FvHeap *heap;
   int bad;       /* this line had an error */
+  int bare;      /* one line typed at the REPL: errors say no file, line or column */
 } Sc;
 
 static int col_of(const Sc *sc, size_t at) {
@@ -83,7 +76,8 @@ static void err_at(Sc *sc, size_t from, size_t to, const char *fmt, ...) {
   sc->nerr++;
   if (from > sc->n) from = sc->n;
   if (to <= from) to = from + 1;
-  fprintf(sc->err, "%s:%d:%d: error: ", sc->path, sc->line, col_of(sc, from));
+  if (sc->bare) fputs("error: ", sc->err);
+  else fprintf(sc->err, "%s:%d:%d: error: ", sc->path, sc->line, col_of(sc, from));
   va_list ap;
   va_start(ap, fmt);
   vfprintf(sc->err, fmt, ap);
@@ -300,10 +294,15 @@ static int duration(Sc *sc, int64_t *out) {
     else if (*p == 'w') { unit = 7 * 86400000LL; p++; }
     else { ok = 0; break; }
     total += v * unit;
+    if (total > TR_MAX_DURATION_MS) break;
   }
   free(w);
   if (!ok) {
     err_at(sc, b, sc->i, "expected a duration like 30s, 15m, 24h, 2d or 1h30m");
+    return -1;
+  }
+  if (total > TR_MAX_DURATION_MS) {
+    err_at(sc, b, sc->i, "a duration is at most 100 years");
     return -1;
   }
   *out = total;
@@ -835,6 +834,27 @@ int tr_parse_text(const char *path, const char *text, size_t len, FvHeap *heap, 
   return sc.nerr ? -1 : 0;
 }
 
+int tr_parse_user_line(const char *text, size_t len, FvHeap *heap, FILE *err, TrLine *out) {
+  TrTest t;
+  memset(&t, 0, sizeof t);
+  Sc sc;
+  memset(&sc, 0, sizeof sc);
+  sc.path = "";
+  sc.line = 1;
+  sc.l = text;
+  sc.n = len;
+  while (sc.n && (sc.l[sc.n - 1] == '\r' || sc.l[sc.n - 1] == ' ' || sc.l[sc.n - 1] == '\t')) sc.n--;
+  sc.err = err;
+  sc.heap = heap;
+  sc.bare = 1;
+  parse_user(&sc, &t);
+  int ok = !sc.bad && t.nlines == 1;
+  if (ok) *out = t.lines[0];
+  for (int i = ok ? 1 : 0; i < t.nlines; i++) free_line(&t.lines[i]);
+  free(t.lines);
+  return ok ? 0 : -1;
+}
+
 int tr_parse_file(const char *path, FvHeap *heap, FILE *err, TrFile *out) {
   memset(out, 0, sizeof *out);
   out->defaults.member = fv_unset();
@@ -860,6 +880,8 @@ int tr_parse_file(const char *path, FvHeap *heap, FILE *err, TrFile *out) {
   free(buf);
   return rc;
 }
+
+void tr_line_free(TrLine *l) { free_line(l); }
 
 static void free_line(TrLine *l) {
   free(l->src);

@@ -69,6 +69,10 @@ FvValue fv_record_merge(FvHeap *h, FvValue a, FvValue b); /* fields of b over a 
 
 FvValue fv_value_retain(FvValue v);
 void fv_value_release(FvValue v);
+/* A deep copy of v whose objects all live in heap `to` (objects already there are
+ * shared): to keep effect payloads after their session is gone. Unset when out of memory
+ * (the heap is then marked exhausted). */
+FvValue fv_value_copy(FvHeap *to, FvValue v);
 
 const char *fv_text_ptr(FvValue v, size_t *len); /* NULL unless a text */
 size_t fv_list_len(FvValue v);
@@ -251,11 +255,36 @@ FvStatus fv_resume(const FvProgram *p, FvSession *s, const FvEvent *ev, const Fv
                    FvResult *out);
 void fv_result_clear(FvResult *r);
 
+/* The debugger's view of a run (flowvm repl: :break, :step, :next). A line hook is called
+ * before the first instruction of every source line the run reaches (where the line
+ * table starts a line; a loop that comes back to a line calls it again), and before the
+ * first instruction of a run that resumes in the middle of a line (after a wait), with
+ * where the run is. The effects made so far are already in out (out->effects, out->neffects), and
+ * the session may be read with the introspection functions below, but not changed,
+ * encoded or resumed. The hook returns 0 to go on, anything else to stop the run: it
+ * ends with FV_FAILED and "stopped by the host at FILE:LINE", the session left failed. */
+typedef struct FvLineStop {
+  int flow;       /* flow of the instruction about to run */
+  int step;       /* the step it is in (-1: before the flow's first step) */
+  int line;       /* its source line */
+  int step_entry; /* 1: the step's first instruction (the step is being entered) */
+  int depth;      /* frames on the call stack */
+} FvLineStop;
+typedef int (*FvLineHook)(void *arg, const FvSession *s, const FvLineStop *at);
+/* fv_resume with a line hook (NULL: the same as fv_resume). Runs without a hook pay
+ * nothing for it: the loop dispatches through a separate table only when one is given. */
+FvStatus fv_resume_debug(const FvProgram *p, FvSession *s, const FvEvent *ev,
+                         const FvBudget *b, FvLineHook hook, void *hook_arg, FvResult *out);
+
 /* Introspection for hosts, the REPL and tests. */
 FvStatus fv_session_status(const FvSession *s);
 int fv_session_flow(const FvSession *s);  /* flow of the innermost frame, -1 if none */
 int fv_session_step(const FvSession *s);  /* current step of that flow, -1 if none */
 int fv_session_depth(const FvSession *s); /* frames on the call stack */
+/* Frame i of the call stack (0 the outermost, depth - 1 the innermost): its flow, its
+ * current step and the code offset it goes on from (a caller: after its call; the
+ * innermost frame of a waiting session: its wait). 0, or -1 when i is out of range. */
+int fv_session_frame(const FvSession *s, int i, int *flow, int *step, uint32_t *pc);
 int64_t fv_session_deadline(const FvSession *s); /* due time of the pending timer, or 0 */
 uint32_t fv_session_timer(const FvSession *s);   /* id of the pending timer, or 0 */
 int fv_session_waits_for_action(const FvSession *s);

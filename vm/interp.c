@@ -1,9 +1,10 @@
 /* vm/interp.c: fv_resume and the dispatch loop. Owns how an event is accepted by a
  * waiting session, the run of instructions until the session waits, ends or fails,
  * effects (appended to FvResult with the source line of the instruction that made them),
- * runtime errors ("menu.flow:12: cannot add text and int (flow menu, step start)") and the
- * instruction and memory budgets. Arithmetic is in ops_value.c, event conversions in
- * ops_event.c, frames and the saga log in session.c.
+ * runtime errors ("menu.flow:12: cannot add text and int (flow menu, step start)"), the
+ * instruction and memory budgets, and the debugger's line hook (fv_resume_debug).
+ * Arithmetic is in ops_value.c, event conversions in ops_event.c, frames and the saga log
+ * in session.c.
  *
  * The loop trusts what the verifier proved (known opcodes, operands in range, stack depth
  * within bounds, empty stack where the session suspends) and checks value types at run
@@ -22,6 +23,8 @@ typedef struct Run {
   FvSession *s;
   FvResult *out;
   FvCoverage *cov;
+  FvLineHook hook; /* NULL: no line hook (the usual case) */
+  void *hook_arg;
   uint64_t limit;
   uint64_t left; /* instructions this resume may still run */
   size_t memory;
@@ -131,6 +134,51 @@ static FvStatus out_of_instructions(Run *r) {
            "instruction budget of %" PRIu64 " exceeded in step %.80s (line %d)", r->limit,
            step_name(r), fv_program_line_at(r->p, r->flow, r->pc));
   return fail_session(r, FV_OUT_OF_BUDGET);
+}
+
+/* The line hook asked to stop the run. */
+static FvStatus stopped(Run *r) {
+  int line = fv_program_line_at(r->p, r->flow, r->pc);
+  snprintf(r->out->error, sizeof r->out->error, "stopped by the host at %.120s:%d",
+           fv_program_source(r->p), line);
+  return fail_session(r, FV_FAILED);
+}
+
+/* Whether the line table starts a line at pc (binary search; only runs with a hook pay). */
+static int line_starts_at(const FvFlow *fl, uint32_t pc) {
+  uint32_t lo = 0, hi = fl->nlines;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (fl->lines[mid].pc == pc) return 1;
+    if (fl->lines[mid].pc < pc) lo = mid + 1;
+    else hi = mid;
+  }
+  return 0;
+}
+
+/* Calls the line hook for the instruction at r->pc. Returns non-zero when the hook wants
+ * the run stopped. */
+static int call_hook(Run *r) {
+  const FvFlow *fl = &r->p->img.flows[r->flow];
+  FvLineStop at;
+  at.flow = r->flow;
+  at.line = fv_program_line_at(r->p, r->flow, r->pc);
+  at.step = -1;
+  at.step_entry = 0;
+  uint32_t best = 0;
+  for (int i = 0; i < fl->nsteps; i++)
+    if (fl->steps[i].pc <= r->pc && (at.step < 0 || fl->steps[i].pc >= best)) {
+      at.step = i;
+      best = fl->steps[i].pc;
+    }
+  at.step_entry = at.step >= 0 && best == r->pc;
+  at.depth = r->s->nframes;
+  return r->hook(r->hook_arg, r->s, &at);
+}
+
+/* The hook where a line starts at r->pc. */
+static int line_hook(Run *r) {
+  return line_starts_at(&r->p->img.flows[r->flow], r->pc) ? call_hook(r) : 0;
 }
 
 static FvStatus end_session(Run *r) {
@@ -274,6 +322,8 @@ static int compensate(Run *r, uint32_t pc) {
  *    (limit - left) stays exact, and every instruction, loops included, pays for one;
  *  - coverage marks: with coverage on, the dispatch goes through a second table whose
  *    every entry marks the instruction and jumps on, so runs without it pay nothing;
+ *  - the line hook (fv_resume_debug) works the same way with a third table, whose entries
+ *    call it where a source line starts (and mark coverage when that is on too);
  *  - ints are handled inline (arithmetic with the same overflow errors, comparisons,
  *    local loads and stores without refcount calls); other types go through
  *    fv_op_binary as before;
@@ -436,11 +486,21 @@ static FvStatus loop(Run *r) {
 #include "opcodes.def"
 #undef OP
   };
-  const void *const *table = r->cov ? covering : fast;
+  static const void *const hooking[FV_OP__COUNT] = {
+#define OP(name, opd, pop, push, flags) &&hook,
+#include "opcodes.def"
+#undef OP
+  };
+  const void *const *table = r->hook ? hooking : r->cov ? covering : fast;
 #endif
 
   LOAD_FRAME();
   ip = code + fr->pc;
+  /* a run that resumes in the middle of a line (after a wait) starts with a hook call too */
+  if (UNLIKELY(r->hook != NULL) && !line_starts_at(&p->img.flows[fr->flow], fr->pc)) {
+    SAVE();
+    if (call_hook(r)) return stopped(r);
+  }
 
 #ifndef FV_THREADED
 dispatch:
@@ -450,10 +510,19 @@ dispatch:
   op = *ip;
 #ifdef FV_THREADED
   goto *table[op];
+hook:
+  SAVE();
+  if (line_hook(r)) return stopped(r);
+  if (cmarks) cmarks[ip - code] |= FV_COV_RUN;
+  goto *fast[op];
 cover:
   cmarks[ip - code] |= FV_COV_RUN;
   goto *fast[op];
 #else
+  if (UNLIKELY(r->hook != NULL)) {
+    SAVE();
+    if (line_hook(r)) return stopped(r);
+  }
   if (cmarks) cmarks[ip - code] |= FV_COV_RUN;
 #endif
   switch ((FvOpcode)op) {
@@ -1203,19 +1272,24 @@ static uint32_t start_pc(const FvProgram *p, const FvEvent *ev) {
 }
 
 static FvStatus resume(const FvProgram *p, FvSession *s, const FvEvent *ev, const FvBudget *b,
-                       FvResult *out);
+                       FvLineHook hook, void *hook_arg, FvResult *out);
 
-FvStatus fv_resume(const FvProgram *p, FvSession *s, const FvEvent *ev, const FvBudget *b,
-                   FvResult *out) {
-  if (out) return resume(p, s, ev, b, out);
+FvStatus fv_resume_debug(const FvProgram *p, FvSession *s, const FvEvent *ev,
+                         const FvBudget *b, FvLineHook hook, void *hook_arg, FvResult *out) {
+  if (out) return resume(p, s, ev, b, hook, hook_arg, out);
   FvResult discard; /* no result wanted: effects are dropped */
-  FvStatus st = resume(p, s, ev, b, &discard);
+  FvStatus st = resume(p, s, ev, b, hook, hook_arg, &discard);
   fv_result_clear(&discard);
   return st;
 }
 
+FvStatus fv_resume(const FvProgram *p, FvSession *s, const FvEvent *ev, const FvBudget *b,
+                   FvResult *out) {
+  return fv_resume_debug(p, s, ev, b, NULL, NULL, out);
+}
+
 static FvStatus resume(const FvProgram *p, FvSession *s, const FvEvent *ev, const FvBudget *b,
-                       FvResult *out) {
+                       FvLineHook hook, void *hook_arg, FvResult *out) {
   memset(out, 0, sizeof *out);
   if (!p || !s || !ev) {
     snprintf(out->error, sizeof out->error, "fv_resume: missing program, session or event");
@@ -1238,6 +1312,8 @@ static FvStatus resume(const FvProgram *p, FvSession *s, const FvEvent *ev, cons
   r->limit = b && b->instructions ? b->instructions : FV_DEFAULT_INSTRUCTIONS;
   r->memory = b && b->memory ? b->memory : FV_DEFAULT_MEMORY;
   r->cov = b && b->coverage && b->coverage->nflows == p->img.nflows ? b->coverage : NULL;
+  r->hook = hook;
+  r->hook_arg = hook_arg;
   r->flow = fv_session_flow(s);
   FvStatus st;
   if (s->state == FV_SS_NEW) {

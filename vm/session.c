@@ -175,6 +175,15 @@ int fv_session_step(const FvSession *s) {
 
 int fv_session_depth(const FvSession *s) { return s->nframes; }
 
+int fv_session_frame(const FvSession *s, int i, int *flow, int *step, uint32_t *pc) {
+  if (i < 0 || i >= s->nframes) return -1;
+  const FvFrame *f = &s->frames[i];
+  if (flow) *flow = f->flow;
+  if (step) *step = f->step;
+  if (pc) *pc = f->pc;
+  return 0;
+}
+
 int64_t fv_session_deadline(const FvSession *s) { return s->wait.timer ? s->wait.due_ms : 0; }
 
 uint32_t fv_session_timer(const FvSession *s) { return s->wait.timer; }

@@ -61,9 +61,6 @@ int fv_value_is_obj(FvValue v);
 FvValue fv_record_getn(FvValue rec, const char *key, size_t klen); /* borrowed */
 /* rec may be unset (an empty record); returns unset when out of memory or too deep. */
 FvValue fv_record_setn(FvHeap *h, FvValue rec, const char *key, size_t klen, FvValue val);
-/* A copy of v whose objects all live in heap `to` (objects already there are shared).
- * Unset when out of memory (the heap is then marked exhausted). */
-FvValue fv_value_copy(FvHeap *to, FvValue v);
 
 /* A growable byte buffer; oom is set (and further writes dropped) when malloc fails. */
 typedef struct FvBuf {
