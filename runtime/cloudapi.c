@@ -1,12 +1,11 @@
 /* runtime/cloudapi.c: the Cloud API channel (cloudapi.h): request bodies for every SEND
  * effect kind (text, reply buttons, list, image/video/audio/document by link, template,
- * WhatsApp Flows form) and the libcurl worker thread that sends them, with retries
- * (backoff with full jitter), the per-number token bucket, per-recipient pacing after
- * 131056 and the circuit breaker (send_policy.h), reporting each completed send.
+ * WhatsApp Flows form) and the sender that POSTs them through the event loop's HTTP client
+ * (httpc.h), several recipients at once, with retries (backoff with full jitter), the
+ * per-number token bucket, per-recipient pacing after 131056 and the circuit breaker
+ * (send_policy.h), reporting each completed send.
  */
 #define _DEFAULT_SOURCE
-#include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "cloudapi.h"
+#include "httpc.h"
 #include "log.h"
+#include "metrics.h"
 
 /* ---- bodies ---- */
 
@@ -279,14 +279,22 @@ void fr_send_config_from_env(FrSendConfig *c) {
   c->breaker_cooldown_ms = env_i64("FLOWVM_BREAKER_COOLDOWN_MS", 30000, 1, 3600000);
   c->pair_pace_ms = env_i64("FLOWVM_PAIR_PACE_MS", 1000, 1, 3600000);
   c->timeout_ms = env_i64("FLOWVM_SEND_TIMEOUT_MS", 15000, 10, 600000);
+  c->concurrency = (int)env_i64("FLOWVM_SEND_CONCURRENCY", 32, 1, 1024);
 }
 
-/* ---- the sender thread ---- */
+/* ---- the sender ---- */
 
+#define DRAIN_STEP_MS 50 /* fr_sender_pending drives the requests this long at most */
+
+/* A request: queued, waiting for a retry, or with an attempt in progress (busy). It stays
+ * at its place in the queue until it completes, so that its recipient's later requests
+ * stay behind it. */
 typedef struct Req {
-  struct Req *next;
+  struct Req *next, *prev;
+  FrSender *s;
   char *url, *pnid, *to, *body, *ref;
   int attempts;
+  int busy;
   int64_t next_at;
 } Req;
 
@@ -304,15 +312,12 @@ typedef struct Pace {
 } Pace;
 
 struct FrSender {
-  pthread_t th;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  Req *head, *tail;
-  Req *busy; /* the request being performed (outside the lock) */
-  size_t pending;
+  FrHttpc *http;
+  struct event *timer; /* when the first waiting request may go */
+  Req *head, *tail;    /* every request not yet completed, oldest first */
+  size_t pending, inflight;
   FrSendDone *done, *done_tail;
   int notify_fd;
-  int stop;
   char *base;
   char *auth; /* "Authorization: Bearer TOKEN" */
   FrSendConfig cfg;
@@ -326,13 +331,6 @@ static int64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t rnd(FrSender *s) {
-  uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
 }
 
 static FrBucket *bucket_of(FrSender *s, const char *pnid, int64_t now) {
@@ -379,6 +377,15 @@ static void req_free(Req *q) {
   free(q);
 }
 
+static void unlink_req(FrSender *s, Req *q) {
+  if (q->prev) q->prev->next = q->next;
+  else s->head = q->next;
+  if (q->next) q->next->prev = q->prev;
+  else s->tail = q->prev;
+  q->next = q->prev = NULL;
+  s->pending--;
+}
+
 void fr_sender_done_free(FrSendDone *d) {
   while (d) {
     FrSendDone *n = d->next;
@@ -389,49 +396,6 @@ void fr_sender_done_free(FrSendDone *d) {
     free(d);
     d = n;
   }
-}
-
-typedef struct {
-  char *p;
-  size_t n;
-} Resp;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
-  Resp *r = ud;
-  size_t k = size * nmemb;
-  if (r->n + k > 65536) return k; /* keep the first 64 KiB of an answer */
-  char *np = realloc(r->p, r->n + k + 1);
-  if (!np) return 0;
-  memcpy(np + r->n, ptr, k);
-  r->p = np;
-  r->n += k;
-  r->p[r->n] = 0;
-  return k;
-}
-
-/* One attempt, outside the lock. */
-static void attempt(FrSender *s, CURL *c, const Req *q, FrSendOutcome *o) {
-  struct curl_slist *h = NULL;
-  h = curl_slist_append(h, s->auth);
-  h = curl_slist_append(h, "Content-Type: application/json");
-  Resp r = {NULL, 0};
-  curl_easy_reset(c);
-  curl_easy_setopt(c, CURLOPT_URL, q->url);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(q->body));
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(s->cfg.timeout_ms < 5000 ? s->cfg.timeout_ms : 5000));
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)s->cfg.timeout_ms);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  CURLcode rc = curl_easy_perform(c);
-  long code = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-  fr_send_classify(rc != CURLE_OK, curl_easy_strerror(rc), code, r.p, r.n, o);
-  free(r.p);
-  curl_slist_free_all(h);
 }
 
 static void log_outcome(const char *what, const Req *q, const FrSendOutcome *o) {
@@ -450,9 +414,11 @@ static void log_outcome(const char *what, const Req *q, const FrSendOutcome *o) 
   fr_log(what, f);
 }
 
-/* Under the lock: a finished request becomes a completion for the engine. */
+/* A finished request leaves the queue and, with a ref, becomes a completion for the
+ * engine (a byte on the notify fd tells it). */
 static void complete(FrSender *s, Req *q, int ok, const FrSendOutcome *o) {
-  s->pending--;
+  unlink_req(s, q);
+  fr_metrics_send("cloudapi", ok ? "sent" : "failed");
   if (!q->ref) {
     req_free(q);
     return;
@@ -480,15 +446,11 @@ static void complete(FrSender *s, Req *q, int ok, const FrSendOutcome *o) {
   }
 }
 
-/* Under the lock: applies an attempt's outcome (retry later, or complete). */
+/* Applies an attempt's outcome: retry later (the request keeps its place), or complete. */
 static void settle(FrSender *s, Req *q, const FrSendOutcome *o) {
   int64_t now = mono_ms();
-  if (fr_breaker_result(&s->breaker, now, o->upstream_fault)) {
-    json_t *f = json_object();
-    json_object_set_new(f, "upstream", json_string("cloudapi"));
-    json_object_set_new(f, "state", json_string(fr_breaker_state_name(s->breaker.state)));
-    fr_log("breaker", f);
-  }
+  if (fr_breaker_result(&s->breaker, now, o->upstream_fault))
+    fr_log_breaker("cloudapi", s->breaker.state);
   Pace *p = pace_of(s, q->pnid, q->to, o->pair_limit);
   if (o->cls == FR_SEND_OK) {
     if (p) p->hits = 0;
@@ -499,7 +461,8 @@ static void settle(FrSender *s, Req *q, const FrSendOutcome *o) {
   int budget = s->cfg.max_attempts;
   if (o->max_attempts && o->max_attempts < budget) budget = o->max_attempts;
   if (o->cls == FR_SEND_RETRY && q->attempts < budget) {
-    int64_t d = fr_backoff_ms(s->cfg.retry_base_ms, s->cfg.retry_cap_ms, q->attempts, rnd(s));
+    int64_t d = fr_backoff_ms(s->cfg.retry_base_ms, s->cfg.retry_cap_ms, q->attempts,
+                              fr_rand_next(&s->rng));
     if (o->pair_limit && p) {
       p->hits++;
       int64_t pd = fr_pair_pace_ms(s->cfg.pair_pace_ms, p->hits);
@@ -512,10 +475,7 @@ static void settle(FrSender *s, Req *q, const FrSendOutcome *o) {
     }
     q->next_at = now + d;
     log_outcome("send_retry", q, o);
-    /* back in the queue, at its place: first of its recipient's */
-    q->next = s->head;
-    s->head = q;
-    if (!s->tail) s->tail = q;
+    fr_metrics_retry("cloudapi");
     return;
   }
   q->next_at = 0;
@@ -523,19 +483,21 @@ static void settle(FrSender *s, Req *q, const FrSendOutcome *o) {
   complete(s, q, 0, o);
 }
 
-/* Under the lock: the next request that may go now (removed from the queue), or NULL with
- * *wait_ms set (-1: until something is queued). Per recipient, only the oldest request is
- * eligible, so that a reply's bubbles keep their order. */
+/* The next request that may go now, or NULL with *wait_ms set (-1: nothing to wait for
+ * but a completion or a submit). Per recipient, only the oldest request is eligible, and
+ * not while it is in progress, so that a reply's bubbles keep their order. */
 static Req *pick(FrSender *s, int64_t now, int64_t *wait_ms) {
   *wait_ms = -1;
-  if (!s->head) return NULL;
+  if (s->pending == s->inflight) return NULL; /* nothing waits */
+  FrBreakerState was = s->breaker.state;
   int64_t bw = fr_breaker_allow(&s->breaker, now);
+  if (s->breaker.state != was) fr_log_breaker("cloudapi", s->breaker.state);
   if (bw != 0) {
-    *wait_ms = bw > 0 ? bw : 50;
+    *wait_ms = bw; /* -1 in half-open: the probe's completion kicks */
     return NULL;
   }
-  Req *prev = NULL;
-  for (Req *q = s->head; q; prev = q, q = q->next) {
+  for (Req *q = s->head; q; q = q->next) {
+    if (q->busy) continue;
     int blocked = 0; /* an older request to the same recipient */
     for (Req *o = s->head; o != q && !blocked; o = o->next)
       blocked = strcmp(o->to, q->to) == 0 && strcmp(o->pnid, q->pnid) == 0;
@@ -551,10 +513,6 @@ static Req *pick(FrSender *s, int64_t now, int64_t *wait_ms) {
       if (*wait_ms < 0 || w < *wait_ms) *wait_ms = w;
       continue;
     }
-    if (prev) prev->next = q->next;
-    else s->head = q->next;
-    if (s->tail == q) s->tail = prev;
-    q->next = NULL;
     return q;
   }
   /* the breaker let a probe through that nobody took: give it back */
@@ -562,87 +520,101 @@ static Req *pick(FrSender *s, int64_t now, int64_t *wait_ms) {
   return NULL;
 }
 
-static void *run(void *arg) {
-  FrSender *s = arg;
-  CURL *c = curl_easy_init();
-  pthread_mutex_lock(&s->mu);
-  while (!s->stop) {
-    int64_t wait_ms = -1;
-    Req *q = c ? pick(s, mono_ms(), &wait_ms) : NULL;
-    if (!q) {
-      if (wait_ms < 0) {
-        pthread_cond_wait(&s->cv, &s->mu);
-      } else {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = (int64_t)ts.tv_nsec + (wait_ms % 1000) * 1000000;
-        ts.tv_sec += (time_t)(wait_ms / 1000 + ns / 1000000000);
-        ts.tv_nsec = (long)(ns % 1000000000);
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-      }
-      continue;
-    }
-    s->busy = q;
-    q->attempts++;
-    pthread_mutex_unlock(&s->mu);
-    FrSendOutcome o;
-    attempt(s, c, q, &o);
-    pthread_mutex_lock(&s->mu);
-    s->busy = NULL;
-    settle(s, q, &o);
-  }
-  pthread_mutex_unlock(&s->mu);
-  if (c) curl_easy_cleanup(c);
-  return NULL;
+static void kick(FrSender *s);
+
+static void on_answer(const FrHttpResult *r, void *arg) {
+  Req *q = arg;
+  FrSender *s = q->s;
+  s->inflight--;
+  q->busy = 0;
+  FrSendOutcome o;
+  fr_send_classify(r->curl_code != 0, r->error, r->status, r->body, r->body_len, &o);
+  settle(s, q, &o);
+  kick(s);
 }
 
-FrSender *fr_sender_new_config(const char *api_base, const char *access_token,
-                               const FrSendConfig *cfg) {
+/* One attempt of q, through the HTTP client. 0, or -1 when it could not start. */
+static int start(FrSender *s, Req *q) {
+  const char *hdrs[] = {s->auth, "Content-Type: application/json", NULL};
+  FrHttpRequest rq = {"POST", q->url, hdrs, q->body, strlen(q->body), (long)s->cfg.timeout_ms, 0};
+  q->busy = 1;
+  q->attempts++;
+  s->inflight++;
+  if (fr_httpc_start(s->http, &rq, on_answer, q) != 0) return 0;
+  q->busy = 0;
+  q->attempts--;
+  s->inflight--;
+  return -1;
+}
+
+/* Starts what may go now, up to the concurrency, and sets the timer for what waits. */
+static void kick(FrSender *s) {
+  int64_t now = mono_ms(), wait = -1;
+  while (s->inflight < (size_t)s->cfg.concurrency) {
+    Req *q = pick(s, now, &wait);
+    if (!q) break;
+    if (start(s, q) != 0) { /* out of memory: a later try */
+      q->next_at = now + 1000;
+      wait = 1000;
+      break;
+    }
+  }
+  evtimer_del(s->timer);
+  if (wait >= 0 && s->inflight < (size_t)s->cfg.concurrency) {
+    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)((wait % 1000) * 1000)};
+    evtimer_add(s->timer, &tv);
+  }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  kick(arg);
+}
+
+FrSender *fr_sender_new_config(struct event_base *base, const char *api_base,
+                               const char *access_token, const FrSendConfig *cfg) {
   FrSender *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->notify_fd = -1;
   s->cfg = *cfg;
+  if (s->cfg.concurrency < 1) s->cfg.concurrency = 1;
   fr_breaker_init(&s->breaker, cfg->breaker_threshold, cfg->breaker_cooldown_ms);
   s->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
   size_t al = strlen(access_token) + 32;
   s->base = strdup(api_base);
   s->auth = malloc(al);
-  if (!s->base || !s->auth) goto fail;
+  s->http = fr_httpc_new(base);
+  s->timer = base ? evtimer_new(base, on_timer, s) : NULL;
+  if (!s->base || !s->auth || !s->http || !s->timer) {
+    fr_httpc_free(s->http);
+    if (s->timer) event_free(s->timer);
+    free(s->base);
+    free(s->auth);
+    free(s);
+    return NULL;
+  }
   snprintf(s->auth, al, "Authorization: Bearer %s", access_token);
   size_t bl = strlen(s->base);
   while (bl && s->base[bl - 1] == '/') s->base[--bl] = 0;
-  pthread_mutex_init(&s->mu, NULL);
-  pthread_cond_init(&s->cv, NULL);
-  if (pthread_create(&s->th, NULL, run, s) != 0) {
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
-    goto fail;
-  }
   return s;
-fail:
-  free(s->base);
-  free(s->auth);
-  free(s);
-  return NULL;
 }
 
-FrSender *fr_sender_new(const char *api_base, const char *access_token) {
+FrSender *fr_sender_new(struct event_base *base, const char *api_base,
+                        const char *access_token) {
   FrSendConfig cfg;
   fr_send_config_from_env(&cfg);
-  return fr_sender_new_config(api_base, access_token, &cfg);
+  return fr_sender_new_config(base, api_base, access_token, &cfg);
 }
 
-void fr_sender_set_notify(FrSender *s, int fd) {
-  pthread_mutex_lock(&s->mu);
-  s->notify_fd = fd;
-  pthread_mutex_unlock(&s->mu);
-}
+void fr_sender_set_notify(FrSender *s, int fd) { s->notify_fd = fd; }
 
 int fr_sender_submit(FrSender *s, const char *phone_number_id, const char *to,
                      const char *body, const char *ref) {
   Req *q = calloc(1, sizeof *q);
   if (!q) return -1;
   size_t ul = strlen(s->base) + strlen(phone_number_id) + 16;
+  q->s = s;
   q->url = malloc(ul);
   q->pnid = strdup(phone_number_id);
   q->to = strdup(to);
@@ -653,13 +625,12 @@ int fr_sender_submit(FrSender *s, const char *phone_number_id, const char *to,
     return -1;
   }
   snprintf(q->url, ul, "%s/%s/messages", s->base, phone_number_id);
-  pthread_mutex_lock(&s->mu);
+  q->prev = s->tail;
   if (s->tail) s->tail->next = q;
   else s->head = q;
   s->tail = q;
   s->pending++;
-  pthread_cond_signal(&s->cv);
-  pthread_mutex_unlock(&s->mu);
+  kick(s); /* starts it now if it may go (its answer comes later, from the loop) */
   return 0;
 }
 
@@ -669,35 +640,31 @@ int fr_sender_send(FrSender *s, const char *phone_number_id, const char *to,
 }
 
 FrSendDone *fr_sender_take_done(FrSender *s) {
-  pthread_mutex_lock(&s->mu);
   FrSendDone *d = s->done;
   s->done = s->done_tail = NULL;
-  pthread_mutex_unlock(&s->mu);
   return d;
 }
 
 size_t fr_sender_pending(FrSender *s) {
-  pthread_mutex_lock(&s->mu);
-  size_t n = s->pending;
-  pthread_mutex_unlock(&s->mu);
-  return n;
+  if (s->pending) { /* the loop may not be running (shutdown): drive the requests */
+    kick(s);
+    fr_httpc_pump(s->http, DRAIN_STEP_MS);
+  }
+  return s->pending;
 }
 
 void fr_sender_free(FrSender *s) {
   if (!s) return;
-  pthread_mutex_lock(&s->mu);
-  s->stop = 1;
-  pthread_cond_signal(&s->cv);
-  pthread_mutex_unlock(&s->mu);
-  pthread_join(s->th, NULL);
   if (s->pending) {
     json_t *f = json_object();
     json_object_set_new(f, "pending", json_integer((json_int_t)s->pending));
     fr_log("sends_abandoned", f); /* still in the outboxes: a durable store sends them later */
   }
+  fr_httpc_free(s->http); /* stops the attempts in progress */
+  event_free(s->timer);
   while (s->head) {
     Req *q = s->head;
-    s->head = q->next;
+    unlink_req(s, q);
     req_free(q);
   }
   fr_sender_done_free(s->done);
@@ -713,8 +680,6 @@ void fr_sender_free(FrSender *s) {
     free(p->key);
     free(p);
   }
-  pthread_mutex_destroy(&s->mu);
-  pthread_cond_destroy(&s->cv);
   memset(s->auth, 0, strlen(s->auth));
   free(s->auth);
   free(s->base);

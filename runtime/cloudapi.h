@@ -2,18 +2,22 @@
  * into the documented request body (WHATSAPP.md §4), and a sender that POSTs bodies to
  * {api base}/{phone_number_id}/messages with the bearer token.
  *
- * The sender is one worker thread using libcurl's easy interface (docs/runtime.md,
- * "Sending"): requests go out one at a time; per recipient only the oldest is eligible (a
- * reply's bubbles keep their order) while other recipients' requests pass a recipient that
- * waits. Each outcome is classified (send_policy.h): retried with backoff and full jitter up
- * to a budget, paced per phone number (token bucket) and per recipient after 131056, held
- * while the Cloud API breaker is open; a request given a ref reports its completion (sent,
- * or failed for good: the caller dead-letters it) through fr_sender_take_done.
+ * The sender runs on the event loop's thread (docs/runtime.md, "Sending"): its requests
+ * go through the loop's HTTP client (httpc.h, libcurl multi), up to a configurable number
+ * at once; per recipient only the oldest is eligible, and not while it is in progress (a
+ * reply's bubbles keep their order), while other recipients' requests pass a recipient
+ * that waits. Each outcome is classified (send_policy.h): retried with backoff and full
+ * jitter up to a budget, paced per phone number (token bucket) and per recipient after
+ * 131056, held while the Cloud API breaker is open; a request given a ref reports its
+ * completion (sent, or failed for good: the caller dead-letters it) through
+ * fr_sender_take_done. Every call is made on the loop's thread.
  */
 #ifndef FR_CLOUDAPI_H
 #define FR_CLOUDAPI_H
 
 #include <stddef.h>
+
+#include <event2/event.h>
 
 #include "flowvm.h"
 #include "send_policy.h"
@@ -34,6 +38,7 @@ typedef struct {
   int64_t breaker_cooldown_ms; /* FLOWVM_BREAKER_COOLDOWN_MS (30000) */
   int64_t pair_pace_ms;        /* FLOWVM_PAIR_PACE_MS: the unit of 4^X after 131056 (1000) */
   int64_t timeout_ms;          /* FLOWVM_SEND_TIMEOUT_MS: per attempt (15000) */
+  int concurrency;             /* FLOWVM_SEND_CONCURRENCY: attempts in progress at once (32) */
 } FrSendConfig;
 
 void fr_send_config_from_env(FrSendConfig *c);
@@ -46,13 +51,15 @@ typedef struct FrSendDone {
   FrSendOutcome out;
 } FrSendDone;
 
-/* Starts the worker thread with the configuration of the environment. api_base without a
- * trailing slash. NULL on failure. */
-FrSender *fr_sender_new(const char *api_base, const char *access_token);
-FrSender *fr_sender_new_config(const char *api_base, const char *access_token,
-                               const FrSendConfig *cfg);
-/* Queues a request (the sender copies everything); to is the recipient (logged hashed).
- * With a ref, its completion is reported (fr_sender_take_done). */
+/* A sender on base, with the configuration of the environment (or cfg). Trailing slashes
+ * of api_base are dropped. NULL on failure. */
+FrSender *fr_sender_new(struct event_base *base, const char *api_base,
+                        const char *access_token);
+FrSender *fr_sender_new_config(struct event_base *base, const char *api_base,
+                               const char *access_token, const FrSendConfig *cfg);
+/* Queues a request (the sender copies everything) and starts it if it may go now; to is
+ * the recipient (logged hashed). With a ref, its completion is reported
+ * (fr_sender_take_done), always later, from the loop. */
 int fr_sender_submit(FrSender *s, const char *phone_number_id, const char *to,
                      const char *body, const char *ref);
 int fr_sender_send(FrSender *s, const char *phone_number_id, const char *to,
@@ -62,9 +69,11 @@ void fr_sender_set_notify(FrSender *s, int fd);
 /* The completions so far, oldest first (free with fr_sender_done_free). */
 FrSendDone *fr_sender_take_done(FrSender *s);
 void fr_sender_done_free(FrSendDone *d);
-/* Requests queued or in progress. */
+/* Requests queued or in progress. When there are any, it also drives them for up to 50 ms
+ * (less when one completes) without the event loop: it is meant for shutdown and reload,
+ * where the loop is not running, and lets the caller wait for the sends handed out. */
 size_t fr_sender_pending(FrSender *s);
-/* Stops after the request in progress; what is still queued is dropped (logged: it stays in
+/* Stops the attempts in progress; what is still queued is dropped (logged: it stays in
  * the outboxes), then frees. */
 void fr_sender_free(FrSender *s);
 

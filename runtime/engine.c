@@ -42,6 +42,7 @@ struct FrEngine {
   FvProgram *const *progs;
   int nprogs;
   FrSender *sender;
+  FrServices *svc;     /* NULL: no action services */
   FrStore *store;
   struct event *poll, *sweep, *kick;
   int64_t backoff_until, next_ready, next_renew;
@@ -56,6 +57,7 @@ struct FrEngine {
   int pipefd[2];       /* the sender writes a byte per completion */
   struct event *wake;  /* on pipefd[0] */
   FrSendDone *later;   /* completions whose store update failed: applied again */
+  FrSvcDone *svc_later; /* action completions whose store update failed */
 };
 
 /* The lease owner token of this process: the same for every engine it makes (a reload
@@ -147,6 +149,18 @@ static char *send_entry(const char *pnid, const char *wa, const char *body, int6
   return s;
 }
 
+/* An action's outbox entry: {"k":"action","name":"svc.act","key":…,"args":JSON text,
+ * "comp":B}: called through the action services when it is the session's oldest. */
+static char *action_entry(const FvEffect *fx) {
+  char *args = fv_value_to_json(fx->payload);
+  json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b}", "k", "action", "name", fx->name, "key", fx->key,
+                        "args", args ? args : "{}", "comp", fx->compensation);
+  free(args);
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  return s;
+}
+
 /* Hands the oldest outbox entry of skey to the sender, unless one of that session is
  * already being sent (then its completion hands the next). first: that entry when the
  * caller knows it (taken over: freed here), or NULL to read it. Entries that cannot be
@@ -167,11 +181,19 @@ static int drain_outbox(FrEngine *e, const char *skey, char *first) {
     const char *pnid = json_string_value(json_object_get(o, "pnid"));
     const char *to = json_string_value(json_object_get(o, "to"));
     const char *body = json_string_value(json_object_get(o, "body"));
+    const char *name = json_string_value(json_object_get(o, "name"));
+    const char *key = json_string_value(json_object_get(o, "key"));
+    const char *args = json_string_value(json_object_get(o, "args"));
+    int send = k && strcmp(k, "send") == 0 && pnid && to && body;
+    int action = e->svc && k && strcmp(k, "action") == 0 && name && key;
     int handed = 0;
-    if (k && strcmp(k, "send") == 0 && pnid && to && body) {
+    if (send || action) {
       if (fr_map_put(e->inflight, skey, entry, strlen(entry) + 1, 0, 0) == 0) {
-        if (fr_sender_submit(e->sender, pnid, to, body, skey) == 0) handed = 1;
-        else fr_map_del(e->inflight, skey);
+        if (send ? fr_sender_submit(e->sender, pnid, to, body, skey) == 0
+                 : fr_services_call(e->svc, name, key, args, skey) == 0)
+          handed = 1;
+        else
+          fr_map_del(e->inflight, skey);
       }
       if (!handed) { /* out of memory: left in the outbox, tried again by the poll */
         json_decref(o);
@@ -223,6 +245,51 @@ static char *dead_letter(const FrSendDone *d) {
   return s;
 }
 
+/* The outbox entry of skey in flight (entry) completed: removes it, then hands the next
+ * one, or runs the inbox, or (nothing left) the lease went back with the removal. 0, or
+ * -1 when the store failed (try again). */
+static int outbox_done(FrEngine *e, const char *skey, const char *entry) {
+  char *next = NULL;
+  int released = 0;
+  int r = fr_store_outbox_ack(e->store, skey, entry, g_owner, &next, &released);
+  if (r < 0) return -1;
+  fr_map_del(e->inflight, skey);
+  if (released) {
+    fr_map_del(e->owned, skey);
+    return 0;
+  }
+  int k = drain_outbox(e, skey, next);
+  if (k < 0) e->need_recover = 1;
+  else if (k == 0) schedule(e, skey); /* the outbox is empty: run the inbox, or release */
+  return 0;
+}
+
+/* An action call completed: its result goes to the session's inbox first (an event, run in
+ * order), then the call leaves the outbox. A crash between the two calls the action again
+ * with the same idempotency key, and the second result is ignored by the session (it no
+ * longer waits for that key). 0, or -1 when the store failed (try again). */
+static int apply_svc_done(FrEngine *e, FrSvcDone *d) {
+  const uint8_t *v;
+  size_t n;
+  if (!d->ref || !fr_map_get(e->inflight, d->ref, 0, &v, &n, NULL)) return 0;
+  if (d->attempts >= 0) {
+    json_t *o = json_pack("{s:s,s:I,s:b,s:s}", "k", "result", "at", (json_int_t)now_ms(), "ok",
+                          d->ok, "t", d->key ? d->key : "");
+    json_t *res = d->ok && d->result ? json_loads(d->result, 0, NULL) : NULL;
+    if (o && res) json_object_set_new(o, "d", res);
+    if (o && !d->ok) json_object_set_new(o, "ti", json_string(d->error));
+    char *entry = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    int r = entry ? fr_store_enqueue(e->store, d->ref, NULL, entry, g_owner, now_ms(), e->lease_ms)
+                  : -1;
+    free(entry);
+    if (r < 0) return -1;
+    if (r & FR_ENQ_RUN) own(e, d->ref);
+    d->attempts = -1 - d->attempts; /* queued: not again if the removal fails */
+  }
+  return outbox_done(e, d->ref, (const char *)v);
+}
+
 /* Applies one completion: dead-letters a failed send, removes the entry from the outbox and
  * hands the session's next one. Returns 0, or -1 when the store failed (try again). */
 static int apply_done(FrEngine *e, FrSendDone *d) {
@@ -245,7 +312,6 @@ static int apply_done(FrEngine *e, FrSendDone *d) {
     json_object_set_new(f, "error", json_string(d->out.message));
     if (d->out.fbtrace_id[0]) json_object_set_new(f, "fbtrace_id", json_string(d->out.fbtrace_id));
     fr_log("send_dead_lettered", f);
-    fr_metrics_send("cloudapi", "dead_letter");
     long dl_len = fr_store_dlq_len(e->store);
     if (dl_len >= 0) fr_metrics_dlq_size((double)dl_len);
   }
@@ -255,19 +321,7 @@ static int apply_done(FrEngine *e, FrSendDone *d) {
     if (t > 0) fr_metrics_reply_latency((double)(now_ms() - t) / 1000.0);
     d->attempts = -1 - d->attempts; /* counted: not again if the removal fails */
   }
-  char *next = NULL;
-  int released = 0;
-  int r = fr_store_outbox_ack(e->store, d->ref, (const char *)v, g_owner, &next, &released);
-  if (r < 0) return -1;
-  fr_map_del(e->inflight, d->ref);
-  if (released) { /* nothing left: the lease went back with the removal */
-    fr_map_del(e->owned, d->ref);
-    return 0;
-  }
-  int k = drain_outbox(e, d->ref, next);
-  if (k < 0) e->need_recover = 1;
-  else if (k == 0) schedule(e, d->ref); /* the outbox is empty: run the inbox, or release */
-  return 0;
+  return outbox_done(e, d->ref, (const char *)v);
 }
 
 /* Applies the completions reported so far (and those that failed before). */
@@ -291,12 +345,34 @@ static void apply_completions(FrEngine *e) {
   }
 }
 
+/* Applies the action completions reported so far (and those that failed before). */
+static void apply_svc_completions(FrEngine *e) {
+  FrSvcDone *list = e->svc_later;
+  e->svc_later = NULL;
+  FrSvcDone **tail = &list;
+  while (*tail) tail = &(*tail)->next;
+  *tail = e->svc ? fr_services_take_done(e->svc) : NULL;
+  FrSvcDone **keep = &e->svc_later;
+  while (list) {
+    FrSvcDone *d = list;
+    list = d->next;
+    d->next = NULL;
+    if (apply_svc_done(e, d) != 0) {
+      *keep = d;
+      keep = &d->next;
+    } else {
+      fr_svc_done_free(d);
+    }
+  }
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   char buf[256];
   while (read(fd, buf, sizeof buf) > 0) {
   }
   apply_completions(arg);
+  apply_svc_completions(arg);
 }
 
 /* ---- effects ---- */
@@ -385,10 +461,14 @@ static int entry_event(json_t *o, FvHeap *h, FvEvent *ev, const char **name) {
     ev->timer_id = (uint32_t)json_integer_value(id);
     return 0;
   }
-  if (strcmp(k, "msg") != 0) return -1;
-  json_t *kind = json_object_get(o, "e");
-  if (!json_is_integer(kind)) return -1;
-  ev->kind = (FvEventKind)json_integer_value(kind);
+  if (strcmp(k, "result") == 0) { /* an action's result: text the key, title the error */
+    ev->kind = json_is_true(json_object_get(o, "ok")) ? FV_EV_ACTION_OK : FV_EV_ACTION_ERROR;
+  } else {
+    if (strcmp(k, "msg") != 0) return -1;
+    json_t *kind = json_object_get(o, "e");
+    if (!json_is_integer(kind)) return -1;
+    ev->kind = (FvEventKind)json_integer_value(kind);
+  }
   json_t *t = json_object_get(o, "t"), *ti = json_object_get(o, "ti"), *d = json_object_get(o, "d");
   if (json_is_string(t)) {
     ev->text = json_string_value(t);
@@ -492,14 +572,18 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
           fr_log("send_dropped", f);
         }
         free(body);
+      } else if (fx->kind == FV_FX_ACTION && e->svc) {
+        char *entry = action_entry(fx); /* called from the outbox, in order with the sends */
+        if (entry) out[nout++] = entry;
+        else log_store_failed(pnid, wa, "out of memory");
       } else if (fx->kind == FV_FX_SET_TIMER) {
         ops[nops++] = (FrTimerOp){'s', fx->timer_id, fx->due_ms};
       } else if (fx->kind == FV_FX_CANCEL_TIMER) {
         ops[nops++] = (FrTimerOp){'c', fx->timer_id, 0};
       }
     }
-    int has_action = 0;
-    for (size_t i = 0; i < n; i++) has_action |= res.effects[i].kind == FV_FX_ACTION;
+    int has_action = 0; /* an action answered here, at once (no services) */
+    for (size_t i = 0; i < n; i++) has_action |= res.effects[i].kind == FV_FX_ACTION && !e->svc;
     FrCommit c;
     memset(&c, 0, sizeof c);
     c.skey = key;
@@ -533,6 +617,7 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
       const FvEffect *fx = &res.effects[i];
       switch (fx->kind) {
       case FV_FX_ACTION: {
+        if (e->svc) break; /* in the outbox */
         json_t *f = log_fields(pnid, wa);
         json_object_set_new(f, "action", json_string(fx->name));
         json_object_set_new(f, "compensation", json_boolean(fx->compensation));
@@ -975,6 +1060,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg) {
   if (now < e->backoff_until) return;
   int failed = 0;
   if (e->later) apply_completions(e);
+  if (e->svc_later) apply_svc_completions(e);
   if (e->need_recover) {
     e->need_recover = 0;
     if (renew(e, now, 1) != 0 || take_over(e, now, now) != 0) failed = 1;
@@ -1025,7 +1111,7 @@ const char *fr_engine_owner(void) {
 }
 
 FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
-                        FrSender *sender, FrStore *store) {
+                        FrSender *sender, FrServices *svc, FrStore *store) {
   FrEngine *e = calloc(1, sizeof *e);
   if (!e) return NULL;
   make_owner();
@@ -1033,6 +1119,7 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
   e->progs = progs;
   e->nprogs = n;
   e->sender = sender;
+  e->svc = svc;
   e->store = store;
   e->need_recover = 0;
   const char *lm = getenv("FLOWVM_LEASE_MS");
@@ -1063,6 +1150,7 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
   event_add(e->poll, &poll);
   event_add(e->wake, NULL);
   fr_sender_set_notify(sender, e->pipefd[1]);
+  if (svc) fr_services_set_notify(svc, e->pipefd[1]);
   return e;
 }
 
@@ -1071,16 +1159,19 @@ void fr_engine_free(FrEngine *e) {
   if (e->wake) {
     /* the sends handed out may still complete (bounded): their entries leave the outbox */
     int64_t end = now_ms() + STOP_GRACE_MS;
-    while (fr_sender_pending(e->sender) > 0 && now_ms() < end) {
+    while ((fr_sender_pending(e->sender) > 0 || (e->svc && fr_services_pending(e->svc) > 0)) &&
+           now_ms() < end) {
       struct pollfd pf = {e->pipefd[0], POLLIN, 0};
       poll(&pf, 1, 100);
       on_wake(e->pipefd[0], 0, e);
     }
     on_wake(e->pipefd[0], 0, e);
     fr_sender_set_notify(e->sender, -1);
+    if (e->svc) fr_services_set_notify(e->svc, -1);
     event_free(e->wake);
   }
   fr_sender_done_free(e->later);
+  fr_svc_done_free(e->svc_later);
   if (e->inflight) fr_map_free(e->inflight);
   if (e->owned) fr_map_free(e->owned);
   if (e->queued) fr_map_free(e->queued);

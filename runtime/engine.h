@@ -5,8 +5,9 @@
  * store.h), then perform the effects from the outbox (sends through the Cloud API sender).
  * Several processes share one Redis: each session is run by one lease holder at a time, in
  * inbox order; a killed process's sessions are taken over when its leases expire. Durable
- * timers are polled from the store; handoff/end/audit/remember logged, actions failed for
- * now.
+ * timers are polled from the store; saga actions are called through the action services
+ * (from the outbox, like sends) and their results come back through the inbox;
+ * handoff/end/audit/remember are logged.
  */
 #ifndef FR_ENGINE_H
 #define FR_ENGINE_H
@@ -15,16 +16,18 @@
 #include <jansson.h>
 
 #include "cloudapi.h"
+#include "services.h"
 #include "flowvm.h"
 #include "store.h"
 #include "webhook.h"
 
 typedef struct FrEngine FrEngine;
 
-/* progs: n loaded programs (borrowed; tried newest first when routing). sender and store
+/* progs: n loaded programs (borrowed; tried newest first when routing). sender, svc (the
+ * action services; NULL: none, every action fails with "no services configured") and store
  * borrowed. Starts the timer poll on base. */
 FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
-                        FrSender *sender, FrStore *store);
+                        FrSender *sender, FrServices *svc, FrStore *store);
 /* Accepts a batch (consumes it): every message is in its session's inbox when this
  * returns 0; the sessions run right after, on the loop. -1 when the store became
  * unavailable: the items from the failing one on were not accepted (answer 503 so that

@@ -8,7 +8,8 @@
 #include "server.h"
 
 static const char usage[] =
-    "usage: flowvm serve [--listen HOST:PORT] [--api-base URL] [--redis URL] FLOWS.fbc|DIR...\n"
+    "usage: flowvm serve [--listen HOST:PORT] [--api-base URL] [--redis URL] [--services FILE]\n"
+    "                    FLOWS.fbc|DIR...\n"
     "       flowvm repl [--services MOCK.json] FILE.flow...|FILE.fbc\n"
     "       flowvm repl --redis URL --session PNID:WAID PROGRAM.fbc...\n"
     "Run 'flowvm serve --help' or 'flowvm repl --help' for the options. See docs/runtime.md\n"

@@ -1,5 +1,6 @@
 /* runtime/log.c: flowvm serve's JSON-lines log on stderr (log.h). Reals are written with
- * at most 9 significant digits (durations in ms). */
+ * at most 9 significant digits (durations in ms). Breaker changes are logged here and
+ * passed on to the metrics. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "log.h"
+#include "metrics.h"
 
 void fr_log_hash(const char *s, char out[17]) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -56,4 +58,12 @@ void fr_log(const char *event, json_t *fields) {
   fputc('\n', stderr);
   funlockfile(stderr);
   free(line);
+}
+
+void fr_log_breaker(const char *upstream, FrBreakerState st) {
+  json_t *f = json_object();
+  json_object_set_new(f, "upstream", json_string(upstream));
+  json_object_set_new(f, "state", json_string(fr_breaker_state_name(st)));
+  fr_log("breaker", f);
+  fr_metrics_breaker(upstream, st == FR_BREAKER_CLOSED ? 0 : st == FR_BREAKER_HALF_OPEN ? 1 : 2);
 }

@@ -1,11 +1,14 @@
 /* runtime/log.h: flowvm serve's structured log: one JSON object per line on stderr, with a
  * timestamp and an event name; phone numbers go through fr_log_hash (never in clear), and
- * message bodies and secrets are never passed in. Safe to call from the sender thread.
+ * message bodies and secrets are never passed in. Safe to call from any thread. Also the
+ * one place that reports a circuit breaker's change of state (log line and gauge).
  */
 #ifndef FR_LOG_H
 #define FR_LOG_H
 
 #include <jansson.h>
+
+#include "send_policy.h"
 
 /* Writes {"ts":..., "event": event, ...fields} and consumes fields (may be NULL). */
 void fr_log(const char *event, json_t *fields);
@@ -14,5 +17,8 @@ void fr_log(const char *event, json_t *fields);
 void fr_log_hash(const char *s, char out[17]);
 /* A json string of fr_log_hash(s) (new reference). */
 json_t *fr_log_phone(const char *s);
+/* The breaker of upstream ("cloudapi" or a service name) is now in state st: logs
+ * `breaker` {upstream, state} and sets the flowvm_breaker_state gauge. */
+void fr_log_breaker(const char *upstream, FrBreakerState st);
 
 #endif

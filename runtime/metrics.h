@@ -1,7 +1,7 @@
 /* runtime/metrics.h: flowvm serve's metrics: a small registry of counters, gauges and
  * histograms with labels, rendered in the Prometheus text exposition format (version
  * 0.0.4: HELP and TYPE lines, histograms as _bucket{le=...}, _sum and _count). Every call
- * takes the registry's mutex, so the sender thread may call them too.
+ * takes the registry's mutex, so any thread may call them.
  *
  * Two layers: the generic registry (FrRegistry, FrMetric; used by the unit tests) and the
  * process-wide flowvm metrics (fr_metrics_*), made by fr_metrics_init and documented in

@@ -111,6 +111,13 @@ int64_t fr_backoff_ms(int64_t base_ms, int64_t cap_ms, int attempt, uint64_t rnd
   return (int64_t)(rnd % (uint64_t)(ceil + 1));
 }
 
+uint64_t fr_rand_next(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 int64_t fr_pair_pace_ms(int64_t unit_ms, int hits) {
   if (hits < 1) return 0;
   if (hits > 6) hits = 6;

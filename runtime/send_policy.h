@@ -2,7 +2,8 @@
  * kept free of threads, clocks and I/O so that the unit tests drive them with made-up times:
  * the classifier of one send outcome (HTTP status + Meta's error body, WHATSAPP.md §4-5),
  * exponential backoff with full jitter, the per-phone-number token bucket, the pair-rate
- * pacing after 131056 (4^X), and the circuit breaker of the Cloud API upstream.
+ * pacing after 131056 (4^X), and the circuit breaker (of the Cloud API, and of each action
+ * service: services.c), plus the random words the jitter draws from.
  */
 #ifndef FR_SEND_POLICY_H
 #define FR_SEND_POLICY_H
@@ -34,6 +35,8 @@ const char *fr_send_class_name(FrSendClass c);
 /* Full-jitter backoff for the retry after attempt `attempt` (1 = the first try failed):
  * uniform in [0, min(cap, base * 2^(attempt-1))], from the random word rnd. */
 int64_t fr_backoff_ms(int64_t base_ms, int64_t cap_ms, int attempt, uint64_t rnd);
+/* The next random word of a splitmix64 sequence (state: any seed, advanced). */
+uint64_t fr_rand_next(uint64_t *state);
 /* The pause before sending again to a recipient after its hits-th 131056 in a row:
  * unit * 4^(hits-1) (1, 4, 16, 64 s … with unit 1 s), capped at unit * 4^5. */
 int64_t fr_pair_pace_ms(int64_t unit_ms, int hits);

@@ -34,7 +34,9 @@
 #include "events.h"
 #include "log.h"
 #include "metrics.h"
+#include "secret.h"
 #include "server.h"
+#include "services.h"
 #include "signature.h"
 #include "webhook.h"
 
@@ -45,6 +47,7 @@
 
 typedef struct {
   char *listen, *api_base, *redis_url;
+  char *services_path; /* optional: the action services file */
   char *app_secret, *verify_token, *access_token;
   char *admin_token; /* optional: NULL disables the admin API */
   char *events_token; /* optional: NULL disables POST /v1/events */
@@ -57,6 +60,7 @@ typedef struct {
   FrEngine *eng;
   FrStore *store;
   FrSender *snd;
+  FrServices *svc; /* NULL without a services file */
   FvProgram *progs[MAX_PROGRAMS];
   char *files[MAX_PROGRAMS];
   int nprogs;
@@ -73,10 +77,11 @@ typedef struct {
 
 static void usage(FILE *f) {
   fputs("usage: flowvm serve [--listen HOST:PORT] [--api-base URL] [--redis URL] "
-        "FLOWS.fbc|DIR...\n"
+        "[--services FILE] FLOWS.fbc|DIR...\n"
         "environment: FLOWVM_LISTEN (default " DEFAULT_LISTEN "), WHATSAPP_API_BASE (default "
         DEFAULT_API_BASE "),\n"
         "  FLOWVM_REDIS_URL (redis://host:port/db; unset: the embedded in-memory store),\n"
+        "  FLOWVM_SERVICES (the action services file, JSON; see docs/runtime.md),\n"
         "  WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, WHATSAPP_ACCESS_TOKEN (required; or\n"
         "  the same names with _FILE: a file holding the secret)\n"
         "  FLOWVM_ADMIN_TOKEN or FLOWVM_ADMIN_TOKEN_FILE (optional: enables /admin/)\n"
@@ -85,60 +90,22 @@ static void usage(FILE *f) {
         f);
 }
 
-static char *read_small_file(const char *path, char *err, size_t errlen) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
-    return NULL;
-  }
-  char *buf = malloc(4097);
-  size_t n = buf ? fread(buf, 1, 4096, f) : 0;
-  int big = buf && n == 4096 && fgetc(f) != EOF;
-  fclose(f);
-  if (!buf || big) {
-    free(buf);
-    snprintf(err, errlen, "%s: %s", path, big ? "longer than 4096 bytes" : "out of memory");
-    return NULL;
-  }
-  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
-  buf[n] = 0;
-  return buf;
-}
-
-/* A secret from NAME, or from the file named by NAME_FILE. Returns 0, or -1 with a message. */
+/* A required secret (secret.h). Returns 0, or -1 with a message on stderr. */
 static int secret(const char *name, char **out) {
-  const char *v = getenv(name);
-  if (v && *v) {
-    *out = strdup(v);
-    return *out ? 0 : -1;
-  }
-  char fname[96], err[300];
-  snprintf(fname, sizeof fname, "%s_FILE", name);
-  const char *path = getenv(fname);
-  if (path && *path) {
-    *out = read_small_file(path, err, sizeof err);
-    if (!*out) {
-      fprintf(stderr, "flowvm: %s: %s\n", fname, err);
-      return -1;
-    }
-    if (!**out) {
-      fprintf(stderr, "flowvm: %s: the file %s is empty\n", fname, path);
-      return -1;
-    }
-    return 0;
-  }
-  fprintf(stderr, "flowvm: missing required secret %s (set %s or %s)\n", name, name, fname);
+  char err[400];
+  int r = fr_secret_get(name, out, err, sizeof err);
+  if (r > 0) return 0;
+  if (r < 0) fprintf(stderr, "flowvm: %s\n", err);
+  else fprintf(stderr, "flowvm: missing required secret %s (set %s or %s_FILE)\n", name, name, name);
   return -1;
 }
 
 /* An optional secret: unset (0, *out NULL), set (0), or a bad _FILE (-1, with a message). */
 static int optional_secret(const char *name, char **out) {
-  char fname[96];
-  snprintf(fname, sizeof fname, "%s_FILE", name);
-  const char *v = getenv(name), *path = getenv(fname);
-  *out = NULL;
-  if ((!v || !*v) && (!path || !*path)) return 0;
-  return secret(name, out);
+  char err[400];
+  if (fr_secret_get(name, out, err, sizeof err) >= 0) return 0;
+  fprintf(stderr, "flowvm: %s\n", err);
+  return -1;
 }
 
 /* Reads and verifies one bytecode file: the program, or NULL with a message in err. */
@@ -257,13 +224,13 @@ static int reload_program(void *arg, const char *path, char *err, size_t errlen)
    * must reach the new engine; the new engine drains what is left in the outboxes. */
   sv->progs[sv->nprogs] = p;
   fr_engine_free(sv->eng);
-  sv->eng = fr_engine_new(sv->base, sv->progs, sv->nprogs + 1, sv->snd, sv->store);
+  sv->eng = fr_engine_new(sv->base, sv->progs, sv->nprogs + 1, sv->snd, sv->svc, sv->store);
   int idx = sv->eng ? add_program(sv, p, path) : -1;
   if (idx < 0) {
     if (sv->eng) fr_engine_free(sv->eng);
     sv->progs[sv->nprogs] = NULL;
     fv_program_free(p);
-    sv->eng = fr_engine_new(sv->base, sv->progs, sv->nprogs, sv->snd, sv->store);
+    sv->eng = fr_engine_new(sv->base, sv->progs, sv->nprogs, sv->snd, sv->svc, sv->store);
     snprintf(err, errlen, "out of memory");
     fr_metrics_reload("error");
     return -1;
@@ -554,11 +521,12 @@ static void free_config(Config *c) {
   free(c->listen);
   free(c->api_base);
   free(c->redis_url);
-  free(c->app_secret);
-  free(c->verify_token);
-  free(c->access_token);
-  free(c->admin_token);
-  free(c->events_token);
+  free(c->services_path);
+  fr_secret_free(c->app_secret);
+  fr_secret_free(c->verify_token);
+  fr_secret_free(c->access_token);
+  fr_secret_free(c->admin_token);
+  fr_secret_free(c->events_token);
 }
 
 int fr_serve_main(int argc, char **argv) {
@@ -567,11 +535,13 @@ int fr_serve_main(int argc, char **argv) {
   const char *listen = getenv("FLOWVM_LISTEN");
   const char *api = getenv("WHATSAPP_API_BASE");
   const char *redis = getenv("FLOWVM_REDIS_URL");
+  const char *services = getenv("FLOWVM_SERVICES");
   int i = 1;
   for (; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) listen = argv[++i];
     else if (strcmp(argv[i], "--api-base") == 0 && i + 1 < argc) api = argv[++i];
     else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) redis = argv[++i];
+    else if (strcmp(argv[i], "--services") == 0 && i + 1 < argc) services = argv[++i];
     else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
@@ -592,6 +562,7 @@ int fr_serve_main(int argc, char **argv) {
   sv.cfg.listen = strdup(listen && *listen ? listen : DEFAULT_LISTEN);
   sv.cfg.api_base = strdup(api && *api ? api : DEFAULT_API_BASE);
   sv.cfg.redis_url = redis && *redis ? strdup(redis) : NULL;
+  sv.cfg.services_path = services && *services ? strdup(services) : NULL;
   if (secret("WHATSAPP_APP_SECRET", &sv.cfg.app_secret) ||
       secret("WHATSAPP_VERIFY_TOKEN", &sv.cfg.verify_token) ||
       secret("WHATSAPP_ACCESS_TOKEN", &sv.cfg.access_token) ||
@@ -631,9 +602,17 @@ int fr_serve_main(int argc, char **argv) {
   } else {
     sv.store = fr_store_memory_new();
   }
-  sv.snd = fr_sender_new(sv.cfg.api_base, sv.cfg.access_token);
+  if (sv.cfg.services_path && sv.base) {
+    char serr[600];
+    sv.svc = fr_services_load(sv.base, sv.cfg.services_path, serr, sizeof serr);
+    if (!sv.svc) {
+      fprintf(stderr, "flowvm: %s\n", serr);
+      goto stop;
+    }
+  }
+  sv.snd = sv.base ? fr_sender_new(sv.base, sv.cfg.api_base, sv.cfg.access_token) : NULL;
   sv.eng = sv.base && sv.snd && sv.store
-               ? fr_engine_new(sv.base, sv.progs, sv.nprogs, sv.snd, sv.store) : NULL;
+               ? fr_engine_new(sv.base, sv.progs, sv.nprogs, sv.snd, sv.svc, sv.store) : NULL;
   sv.admin.token = sv.cfg.admin_token;
   sv.admin.progs = sv.progs;
   sv.admin.files = sv.files;
@@ -677,6 +656,10 @@ int fr_serve_main(int argc, char **argv) {
     json_object_set_new(f, "api_base", json_string(sv.cfg.api_base));
     json_object_set_new(f, "store", json_string(fr_store_kind(sv.store)));
     json_object_set_new(f, "admin", json_boolean(sv.cfg.admin_token != NULL));
+    json_t *names = json_array();
+    for (size_t k = 0; k < fr_services_count(sv.svc); k++)
+      json_array_append_new(names, json_string(fr_services_name(sv.svc, k)));
+    json_object_set_new(f, "services", names);
     fr_log("listening", f);
   }
   fr_engine_recover(sv.eng); /* what a crash left in the outboxes */
@@ -687,7 +670,8 @@ stop:
     if (sigs[k]) event_free(sigs[k]);
   if (sv.http) evhttp_free(sv.http);
   fr_engine_free(sv.eng);
-  fr_sender_free(sv.snd); /* sends what is queued */
+  fr_sender_free(sv.snd); /* what is still queued stays in the outboxes */
+  fr_services_free(sv.svc);
   fr_store_free(sv.store);
   if (sv.base) event_base_free(sv.base);
   curl_global_cleanup();

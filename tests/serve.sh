@@ -3,7 +3,8 @@
 # flowc, starts tests/mockapi (the Cloud API) and flowvm on free ports, then checks the
 # verification handshake, the signature, size and envelope checks, a real conversation
 # ("testing" starts the menu, a button reply moves it on) and that redelivered messages
-# produce no second reply, by reading what the mock recorded.
+# produce no second reply, by reading what the mock recorded; also that a services file is
+# loaded at start, and that a bad one stops the start with a message naming it.
 # Usage: serve.sh FLOWC FLOWVM MOCKAPI ROOT. Prints "N passed, N failed"; exit 1 on failure.
 set -u
 FLOWC=$1 FLOWVM=$2 MOCK=$3 ROOT=$4
@@ -72,10 +73,21 @@ rc=$?
 check "missing secret: exit 1" 1 "$rc"
 if grep -q WHATSAPP_APP_SECRET "$TMP/nosecret.err"; then ok "missing secret: named"; else bad "missing secret: not named"; fi
 
+# a services file that does not load stops the start, naming the file and the problem
+printf '{"services":{"crm":{"base_url":"http://127.0.0.1:9/crm","timout_ms":5}}}' > "$TMP/bad-services.json"
+WHATSAPP_APP_SECRET=$SECRET WHATSAPP_VERIFY_TOKEN=$VERIFY WHATSAPP_ACCESS_TOKEN=$TOKEN \
+  "$FLOWVM" serve --listen 127.0.0.1:0 --services "$TMP/bad-services.json" "$TMP/menu.fbc" \
+  > /dev/null 2> "$TMP/services.err"
+check "bad services file: exit 1" 1 "$?"
+check "bad services file: the message" \
+  "flowvm: $TMP/bad-services.json: services.crm: unknown field 'timout_ms'" "$(grep -v '^{' "$TMP/services.err")"
+printf '{"services":{"crm":{"base_url":"http://127.0.0.1:9/crm","auth_env":"CRM_TOKEN"}}}' > "$TMP/services.json"
+
 # flowvm on a free port; the access token comes from a file
 printf '%s\n' "$TOKEN" > "$TMP/token"
 WHATSAPP_APP_SECRET=$SECRET WHATSAPP_VERIFY_TOKEN=$VERIFY WHATSAPP_ACCESS_TOKEN= \
   WHATSAPP_ACCESS_TOKEN_FILE="$TMP/token" WHATSAPP_API_BASE="http://127.0.0.1:$MOCK_PORT/v21.0" \
+  FLOWVM_SERVICES="$TMP/services.json" CRM_TOKEN_FILE="$TMP/token" \
   "$FLOWVM" serve --listen 127.0.0.1:0 "$TMP/menu.fbc" "$TMP/ping.fbc" 2> "$TMP/vm.log" &
 VM_PID=$!
 i=0 PORT=""
@@ -85,6 +97,7 @@ while [ -z "$PORT" ] && [ $i -lt 100 ]; do
 done
 [ -n "$PORT" ] || { bad "flowvm did not start"; finish; }
 URL="http://127.0.0.1:$PORT"
+if grep -q '"event":"listening".*"services":\["crm"\]' "$TMP/vm.log"; then ok "services file loaded"; else bad "services file not loaded"; fi
 
 post() { # FILE [SIGNATURE|-]: the HTTP status
   if [ "${2:-}" = "-" ]; then

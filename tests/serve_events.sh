@@ -10,15 +10,8 @@
 set -u
 FLOWC=$1 FLOWVM=$2 MOCK=$3
 TMP=$(mktemp -d /tmp/flowvm-events.XXXXXX)
-MOCK_PID="" VM_PID=""
-cleanup() {
-  for p in $VM_PID $MOCK_PID; do kill "$p" 2>/dev/null; done
-  for p in $VM_PID $MOCK_PID; do wait "$p" 2>/dev/null; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 2' INT TERM HUP
 . "$(dirname "$0")/serve_lib.sh"
+serve_traps
 start_watchdog serve_events 55
 finish() { finish_with "$TMP/vm.log" "$TMP/record"; }
 

@@ -59,3 +59,12 @@ wait_listening() {
     PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$1" | head -n1)
   done
 }
+# Installs the usual traps: on exit, the processes VM_PID and MOCK_PID (and EXTRA_PIDS) are
+# stopped and TMP removed; INT, TERM and HUP exit 2.
+serve_traps() {
+  MOCK_PID=${MOCK_PID:-} VM_PID=${VM_PID:-} EXTRA_PIDS=${EXTRA_PIDS:-}
+  trap 'for p in $VM_PID $MOCK_PID $EXTRA_PIDS; do kill "$p" 2>/dev/null; done
+        for p in $VM_PID $MOCK_PID $EXTRA_PIDS; do wait "$p" 2>/dev/null; done
+        rm -rf "$TMP"' EXIT
+  trap 'exit 2' INT TERM HUP
+}
