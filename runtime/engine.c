@@ -43,6 +43,7 @@ struct FrEngine {
   int nprogs;
   FrSender *sender;
   FrServices *svc;     /* NULL: no action services */
+  const char *nlu;     /* FLOWVM_NLU_ACTION ("svc.act"): the classifier; NULL: none */
   FrStore *store;
   struct event *poll, *sweep, *kick;
   int64_t backoff_until, next_ready, next_renew;
@@ -151,6 +152,25 @@ static char *send_entry(const char *pnid, const char *wa, const char *body, int6
 
 /* An action's outbox entry: {"k":"action","name":"svc.act","key":…,"args":JSON text,
  * "comp":B}: called through the action services when it is the session's oldest. */
+/* A classifier call's outbox entry: {"k":"classify","name":"svc.act","key":"nlu:WAMID",
+ * "args":"{\"text\":…}"}, called like an action; the answer {"intent","confidence",
+ * "entities"?} becomes an intent event. msg: the message's inbox entry. */
+static char *classify_entry(const char *action, json_t *msg, const char *text, size_t n) {
+  json_t *a = json_pack("{s:s%}", "text", text, n);
+  char *args = a ? json_dumps(a, JSON_COMPACT) : NULL;
+  json_decref(a);
+  const char *w = json_string_value(json_object_get(msg, "w"));
+  char key[160];
+  snprintf(key, sizeof key, "nlu:%s", w ? w : "");
+  json_t *o = args ? json_pack("{s:s,s:s,s:s,s:s}", "k", "classify", "name", action, "key", key,
+                               "args", args)
+                   : NULL;
+  free(args);
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  return s;
+}
+
 static char *action_entry(const FvEffect *fx) {
   char *args = fv_value_to_json(fx->payload);
   json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b}", "k", "action", "name", fx->name, "key", fx->key,
@@ -185,7 +205,8 @@ static int drain_outbox(FrEngine *e, const char *skey, char *first) {
     const char *key = json_string_value(json_object_get(o, "key"));
     const char *args = json_string_value(json_object_get(o, "args"));
     int send = k && strcmp(k, "send") == 0 && pnid && to && body;
-    int action = e->svc && k && strcmp(k, "action") == 0 && name && key;
+    int action = e->svc && k && (strcmp(k, "action") == 0 || strcmp(k, "classify") == 0) &&
+                 name && key;
     int handed = 0;
     if (send || action) {
       if (fr_map_put(e->inflight, skey, entry, strlen(entry) + 1, 0, 0) == 0) {
@@ -273,12 +294,31 @@ static int apply_svc_done(FrEngine *e, FrSvcDone *d) {
   size_t n;
   if (!d->ref || !fr_map_get(e->inflight, d->ref, 0, &v, &n, NULL)) return 0;
   if (d->attempts >= 0) {
-    json_t *o = json_pack("{s:s,s:I,s:b,s:s}", "k", "result", "at", (json_int_t)now_ms(), "ok",
-                          d->ok, "t", d->key ? d->key : "");
     json_t *res = d->ok && d->result ? json_loads(d->result, 0, NULL) : NULL;
-    if (o && res) json_object_set_new(o, "d", res);
-    if (o && !d->ok) json_object_set_new(o, "ti", json_string(d->error));
-    char *entry = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_t *o = NULL;
+    if (strstr((const char *)v, "\"k\":\"classify\"")) {
+      const char *intent = json_string_value(json_object_get(res, "intent"));
+      json_t *conf = json_object_get(res, "confidence"), *ents = json_object_get(res, "entities");
+      if (intent && *intent && json_is_number(conf)) {
+        o = json_pack("{s:s,s:I,s:i,s:s,s:f}", "k", "msg", "at", (json_int_t)now_ms(), "e",
+                      (int)FV_EV_INTENT, "t", intent, "c", json_number_value(conf));
+        if (o && json_is_object(ents)) json_object_set(o, "d", ents);
+      }
+      json_t *f = json_object();
+      json_object_set_new(f, "session", fr_log_phone(d->ref));
+      if (o) json_object_set_new(f, "intent", json_string(intent));
+      else json_object_set_new(f, "error", json_string(d->ok ? "no intent in the answer" : d->error));
+      fr_log(o ? "classified" : "classify_failed", f);
+      json_decref(res);
+    } else {
+      o = json_pack("{s:s,s:I,s:b,s:s}", "k", "result", "at", (json_int_t)now_ms(), "ok", d->ok,
+                    "t", d->key ? d->key : "");
+      if (o && res) json_object_set_new(o, "d", res);
+      else json_decref(res);
+      if (o && !d->ok) json_object_set_new(o, "ti", json_string(d->error));
+    }
+    if (!o) return outbox_done(e, d->ref, (const char *)v); /* nothing to run */
+    char *entry = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     int r = entry ? fr_store_enqueue(e->store, d->ref, NULL, entry, g_owner, now_ms(), e->lease_ms)
                   : -1;
@@ -753,6 +793,14 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
     flow = by_intent ? fv_route_intent(e->progs[i], t, tl) : fv_route_text(e->progs[i], t, tl);
     if (flow >= 0) prog = i;
   }
+  if (flow < 0 && ev.kind == FV_EV_TEXT && e->nlu && !bytes) {
+    /* free text that starts nothing: the classifier is asked (from the outbox, durable);
+     * its intent comes back through the inbox */
+    char *entry = classify_entry(e->nlu, o, ev.text, ev.text_len);
+    r = entry ? consume(e, key, head, 'k', &entry, 1, cur, nx) : -1;
+    free(entry);
+    goto out;
+  }
   if (flow < 0) {
     if (ev.kind != FV_EV_TIMEOUT) {
       json_t *f = log_fields(pnid, wa);
@@ -1121,6 +1169,8 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
   e->sender = sender;
   e->svc = svc;
   e->store = store;
+  const char *nlu = getenv("FLOWVM_NLU_ACTION");
+  e->nlu = svc && nlu && *nlu ? nlu : NULL;
   e->need_recover = 0;
   const char *lm = getenv("FLOWVM_LEASE_MS");
   e->lease_ms = lm && atoll(lm) >= 300 ? atoll(lm) : DEFAULT_LEASE_MS;

@@ -39,6 +39,21 @@ flow shop {
     end
   }
 }
+
+flow guess {
+  title "Guess"
+  trigger intent "ORDER" min 0.8 else -> unsure
+
+  step start {
+    say "An order, by intent."
+    end
+  }
+
+  step unsure {
+    say "Not sure."
+    end
+  }
+}
 FLOW
 "$FLOWC" build "$TMP/shop.flow" -o "$TMP/shop.fbc" || { bad "flowc build"; finish; }
 start_mock || { bad "mockapi did not start"; finish; }
@@ -48,19 +63,21 @@ cat > "$TMP/services.json" <<EOF2
   "stock": {"base_url": "$MOCK_URL/svc/stock", "timeout_ms": 2000},
   "bank": {"base_url": "$MOCK_URL/svc/bank", "auth_env": "BANK_TOKEN", "auth_prefix": "Bearer ",
            "retry": {"max_attempts": 3, "base_ms": 20, "cap_ms": 100}},
-  "post": {"base_url": "$MOCK_URL/svc/post"}
+  "post": {"base_url": "$MOCK_URL/svc/post"},
+  "nlu": {"base_url": "$MOCK_URL/svc/nlu"}
 }}
 EOF2
 BANK_TOKEN=bank-secret WHATSAPP_APP_SECRET=$SECRET WHATSAPP_VERIFY_TOKEN=v WHATSAPP_ACCESS_TOKEN=t \
   WHATSAPP_API_BASE="$MOCK_URL/v21.0" FLOWVM_SERVICES="$TMP/services.json" \
+  FLOWVM_NLU_ACTION=nlu.classify \
   "$FLOWVM" serve --listen 127.0.0.1:0 "$TMP/shop.fbc" 2> "$TMP/vm.log" &
 VM_PID=$!
 wait_listening "$TMP/vm.log"
 [ -n "$PORT" ] || { bad "flowvm did not start"; finish; }
 URL="http://127.0.0.1:$PORT"
 
-buy() { # WA: the user WA says "buy"
-  wa_envelope "$TMP/in" "$1" '{"from":"'$1'","id":"wamid.buy.'$1'","timestamp":"1700000000","type":"text","text":{"body":"buy"}}'
+buy() { # WA [TEXT]: the user WA says "buy" (or TEXT)
+  wa_envelope "$TMP/in" "$1" '{"from":"'$1'","id":"wamid.buy.'$1'","timestamp":"1700000000","type":"text","text":{"body":"'"${2:-buy}"'"}}'
   code -H 'Content-Type: application/json' -H "X-Hub-Signature-256: sha256=$(sign "$TMP/in")" \
     --data-binary @"$TMP/in" "$URL/webhook"
 }
@@ -106,5 +123,23 @@ check "5xx twice: three attempts, then on" "stock/reserve bank/charge bank/charg
 check "5xx twice: one Idempotency-Key" 1 "$(tail -n +"$start" "$TMP/record.svc" | grep bank/charge | cut -f2 | sort -u | wc -l | tr -d ' ')"
 case "$(said 15550000030)" in "Done: svc-"[0-9]*) ok "5xx twice: done";;
   *) bad "5xx twice: done: got '$(said 15550000030)'";; esac
+# free text that no keyword starts goes to the classifier (FLOWVM_NLU_ACTION), whose intent
+# starts the intent flow; a failed classification answers nothing
+curl -s "$MOCK_URL/_mock/inject?n=1&status=200&path=/svc/nlu/classify&body=%7B%22intent%22%3A%22ORDER%22%2C%22confidence%22%3A0.93%7D" > /dev/null
+start=$(( $(svc_lines) + 1 ))
+check "classified: accepted" 200 "$(buy 15550000040 "I would like some tea")"
+wait_text 15550000040
+check "classified: the classifier called once" "nlu/classify" "$(calls $start)"
+check "classified: its text sent" '{"text":"I would like some tea"}' "$(tail -n1 "$TMP/record.svc" | cut -f5)"
+check "classified: the intent flow started" "An order, by intent." "$(said 15550000040)"
+curl -s "$MOCK_URL/_mock/inject?n=1&status=200&path=/svc/nlu/classify&body=%7B%22intent%22%3A%22ORDER%22%2C%22confidence%22%3A0.3%7D" > /dev/null
+check "low confidence: accepted" 200 "$(buy 15550000041 "maybe tea")"
+wait_text 15550000041
+check "low confidence: the else step" "Not sure." "$(said 15550000041)"
+curl -s "$MOCK_URL/_mock/inject?n=1&status=400&path=/svc/nlu/classify" > /dev/null
+check "classifier refuses: accepted" 200 "$(buy 15550000042 "hello?")"
+j=0; while ! grep -q '"event":"classify_failed"' "$TMP/vm.log" && [ $j -lt 50 ]; do sleep 0.1; j=$((j + 1)); done
+if grep -q '"event":"classify_failed"' "$TMP/vm.log"; then ok "classifier refuses: logged"; else bad "no classify_failed line"; fi
+check "classifier refuses: nothing sent" "" "$(said 15550000042)"
 if grep -q 'bank-secret' "$TMP/vm.log"; then bad "a service secret in the log"; else ok "no service secret in the log"; fi
 finish
