@@ -56,7 +56,7 @@ typedef struct {
 } FrTimerOp;
 
 /* One atomic commit for the session skey. With owner: refused unless owner holds the
- * lease (renewed by the commit), and the inbox entry head is removed (refused unless it is
+ * lease, and the inbox entry head is removed (refused unless it is
  * still the oldest). Then the timer changes, the state (op 's' set, 'd' deleted with all
  * its timers, 'k' kept as it is) and the outbox entries appended in order. Without owner
  * (the admin API's reset): no lease check, no inbox entry. */

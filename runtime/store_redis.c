@@ -34,12 +34,13 @@
 
 
 /* The lease step shared by enqueue, fire and claim. KEYS: 1 inbox, 2 lease, 3 ready, 4
- * outbox; ARGV: 1 owner, 2 lease ms, 3 now ms, 4 skey. With work and the lease free (or
- * the owner's): takes it and returns 2; held by another: the session is looked at again
+ * outbox; ARGV: 1 owner, 2 lease ms, 3 now ms, 4 skey. With work (known: the caller just
+ * queued some) and the lease free (or the owner's): takes it and returns 2; held by another: the session is looked at again
  * when that lease would expire; returns 0. */
 #define LEASE_TAKE_LUA                                                                     \
-  "local function take()\n"                                                                \
-  "  if redis.call('LLEN', KEYS[1]) == 0 and redis.call('LLEN', KEYS[4]) == 0 then\n"      \
+  "local function take(known)\n"                                                           \
+  "  if not known and redis.call('LLEN', KEYS[1]) == 0 and\n"                              \
+  "     redis.call('LLEN', KEYS[4]) == 0 then\n"                                           \
   "    return 0\n"                                                                         \
   "  end\n"                                                                                \
   "  local cur = redis.call('GET', KEYS[2])\n"                                             \
@@ -62,17 +63,17 @@ static const char ENQUEUE_LUA[] = LEASE_TAKE_LUA
     "else\n"
     "  redis.call('RPUSH', KEYS[1], ARGV[6])\n"
     "end\n"
-    "return r + take()\n";
+    "return r + take(r == 0)\n";
 
 /* KEYS 5: all timers, 6: the session's timers. ARGV 5: the member, 6: the id, 7: entry. */
 static const char FIRE_LUA[] = LEASE_TAKE_LUA
     "if redis.call('ZREM', KEYS[5], ARGV[5]) == 0 then return 4 end\n"
     "redis.call('HDEL', KEYS[6], ARGV[6])\n"
     "redis.call('RPUSH', KEYS[1], ARGV[7])\n"
-    "return take()\n";
+    "return take(true)\n";
 
 static const char CLAIM_LUA[] = LEASE_TAKE_LUA
-    "if take() == 2 then return 1 end\n"
+    "if take(false) == 2 then return 1 end\n"
     "if redis.call('LLEN', KEYS[1]) == 0 and redis.call('LLEN', KEYS[4]) == 0 then\n"
     "  redis.call('ZREM', KEYS[3], ARGV[4])\n"
     "end\n"
@@ -154,8 +155,6 @@ static const char COMMIT_LUA[] =
     "  redis.call('ZREM', KEYS[7], ARGV[7])\n"
     "  return {1, '', '', 1}\n"
     "end\n"
-    "redis.call('PEXPIRE', KEYS[3], ARGV[2])\n"
-    "redis.call('ZADD', KEYS[7], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[7])\n"
     "return {1, nxt or '', ob or '', 0}\n";
 
 /* Removes the outbox's first entry only when it is the completed one; gives the lease back
