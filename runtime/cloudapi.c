@@ -266,7 +266,15 @@ static int64_t env_i64(const char *name, int64_t def, int64_t lo, int64_t hi) {
   if (!v || !*v) return def;
   char *end;
   long long x = strtoll(v, &end, 10);
-  if (*end || x < lo || x > hi) return def;
+  if (*end || x < lo || x > hi) { /* said, not silently replaced */
+    json_t *f = json_object();
+    json_object_set_new(f, "name", json_string(name));
+    json_object_set_new(f, "min", json_integer(lo));
+    json_object_set_new(f, "max", json_integer(hi));
+    json_object_set_new(f, "used", json_integer(def));
+    fr_log("config_invalid", f);
+    return def;
+  }
   return (int64_t)x;
 }
 
