@@ -1,6 +1,6 @@
 /* runtime/admin.c: flowvm serve's admin API (admin.h): GET /admin/flows, GET and DELETE
  * /admin/sessions/{phone_number_id}/{wa_id}, GET /admin/dlq, POST /admin/dlq/replay and
- * /admin/dlq/discard, POST /admin/reload; bearer token compared in constant time. Sessions are read and reset through store.h only (fr_store_load, and a
+ * /admin/dlq/discard, GET /admin/forms, POST /admin/reload; bearer token compared in constant time. Sessions are read and reset through store.h only (fr_store_load, and a
  * commit with no state, which deletes the session with its timers). Trigger listing reads
  * the loaded image (bytecode.h / vm_int.h), as the disassembler does.
  */
@@ -254,26 +254,25 @@ static int reload(FrAdmin *a, struct evhttp_request *req) {
   return reply_json(req, 200, r);
 }
 
-static int dlq_list(FrAdmin *a, struct evhttp_request *req) {
+/* GET /admin/dlq and /admin/forms: the first DLQ_MAX entries of a list, oldest first.
+ * Dead letters are shown without the message body and with the recipient hashed. */
+static int list_entries(FrAdmin *a, struct evhttp_request *req, FrList l) {
   if (evhttp_request_get_command(req) != EVHTTP_REQ_GET)
     return reply_err(req, 405, "method not allowed");
   char **ents = NULL;
   size_t n = 0;
-  long total = fr_store_dlq_len(a->store);
-  if (total < 0 || fr_store_dlq_list(a->store, DLQ_MAX, &ents, &n) != 0)
+  long total = fr_store_list_len(a->store, l);
+  if (total < 0 || fr_store_list_range(a->store, l, DLQ_MAX, &ents, &n) != 0)
     return reply_err(req, 503, "store unavailable");
   json_t *arr = json_array();
   for (size_t i = 0; i < n; i++) {
     json_t *e = json_loads(ents[i], 0, NULL);
-    json_t *o = json_pack("{s:I,s:o}", "index", (json_int_t)i, "entry",
-                          e ? e : json_string(ents[i]));
-    if (o) {
-      json_t *to = json_object_get(json_object_get(o, "entry"), "to");
-      if (json_is_string(to)) /* the recipient hashed, as in the logs */
-        json_object_set_new(json_object_get(o, "entry"), "to", fr_log_phone(json_string_value(to)));
-      json_object_del(json_object_get(o, "entry"), "body"); /* message content */
-    }
-    json_array_append_new(arr, o);
+    if (!e) e = json_string(ents[i]);
+    json_t *to = json_object_get(e, "to");
+    if (l == FR_LIST_DLQ && json_is_string(to)) /* the recipient hashed, as in the logs */
+      json_object_set_new(e, "to", fr_log_phone(json_string_value(to)));
+    if (l == FR_LIST_DLQ) json_object_del(e, "body"); /* message content */
+    json_array_append_new(arr, json_pack("{s:I,s:o}", "index", (json_int_t)i, "entry", e));
   }
   fr_store_keys_free(ents, n);
   return reply_json(req, 200, json_pack("{s:I,s:o}", "count", (json_int_t)total, "entries", arr));
@@ -297,7 +296,7 @@ static int dlq_take(FrAdmin *a, struct evhttp_request *req, int replay) {
   json_decref(o);
   char **ents = NULL;
   size_t n = 0;
-  if (fr_store_dlq_list(a->store, DLQ_MAX, &ents, &n) != 0)
+  if (fr_store_list_range(a->store, FR_LIST_DLQ, DLQ_MAX, &ents, &n) != 0)
     return reply_err(req, 503, "store unavailable");
   if (!all && (want < 0 || (size_t)want >= n)) {
     fr_store_keys_free(ents, n);
@@ -316,10 +315,10 @@ static int dlq_take(FrAdmin *a, struct evhttp_request *req, int replay) {
       entry = r ? json_dumps(r, JSON_COMPACT) : NULL;
       json_decref(r);
     }
-    int rm = replay && !entry ? 0 : fr_store_dlq_remove(a->store, ents[i]);
+    int rm = replay && !entry ? 0 : fr_store_list_remove(a->store, FR_LIST_DLQ, ents[i]);
     if (rm < 0) failed = 1;
     if (rm == 1 && entry && a->inject(a->arg, skey, entry) != 0) {
-      fr_store_dlq_push(a->store, ents[i]); /* put back: nothing lost */
+      fr_store_list_push(a->store, FR_LIST_DLQ, ents[i]); /* put back: nothing lost */
       failed = 1;
     } else if (rm == 1) {
       done++;
@@ -332,7 +331,7 @@ static int dlq_take(FrAdmin *a, struct evhttp_request *req, int replay) {
   json_t *f = json_object();
   json_object_set_new(f, replay ? "replayed" : "discarded", json_integer((json_int_t)done));
   fr_log(replay ? "admin_dlq_replayed" : "admin_dlq_discarded", f);
-  long left = fr_store_dlq_len(a->store);
+  long left = fr_store_list_len(a->store, FR_LIST_DLQ);
   if (left >= 0) fr_metrics_dlq_size((double)left);
   return reply_json(req, 200, json_pack("{s:I,s:I}", replay ? "replayed" : "discarded",
                                         (json_int_t)done, "left", (json_int_t)left));
@@ -378,7 +377,11 @@ int fr_admin_handle(FrAdmin *a, struct evhttp_request *req, const char *path,
   }
   if (strcmp(path, "/admin/dlq") == 0) {
     *route = "/admin/dlq";
-    return dlq_list(a, req);
+    return list_entries(a, req, FR_LIST_DLQ);
+  }
+  if (strcmp(path, "/admin/forms") == 0) {
+    *route = "/admin/forms";
+    return list_entries(a, req, FR_LIST_FORMS);
   }
   if (strcmp(path, "/admin/dlq/replay") == 0 || strcmp(path, "/admin/dlq/discard") == 0) {
     *route = "/admin/dlq";

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "engine.h"
+#include "formrec.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -48,6 +49,7 @@ struct FrEngine {
   struct event *poll, *sweep, *kick;
   int64_t backoff_until, next_ready, next_renew;
   int64_t lease_ms;
+  int ran;             /* the last resume_and_apply's event was taken (not ignored) */
   int need_recover;    /* a store failure left work to look at again */
   uint64_t rng;
   FrMap *owned;        /* session key -> 1: the leases this process holds */
@@ -339,7 +341,7 @@ static int apply_done(FrEngine *e, FrSendDone *d) {
   if (!d->ok && !d->out.message[0]) snprintf(d->out.message, sizeof d->out.message, "failed");
   if (!d->ok && d->attempts >= 0) {
     char *dl = dead_letter(d);
-    if (!dl || fr_store_dlq_push(e->store, dl) != 0) {
+    if (!dl || fr_store_list_push(e->store, FR_LIST_DLQ, dl) != 0) {
       free(dl);
       return -1;
     }
@@ -352,8 +354,14 @@ static int apply_done(FrEngine *e, FrSendDone *d) {
     json_object_set_new(f, "error", json_string(d->out.message));
     if (d->out.fbtrace_id[0]) json_object_set_new(f, "fbtrace_id", json_string(d->out.fbtrace_id));
     fr_log("send_dead_lettered", f);
-    long dl_len = fr_store_dlq_len(e->store);
+    long dl_len = fr_store_list_len(e->store, FR_LIST_DLQ);
     if (dl_len >= 0) fr_metrics_dlq_size((double)dl_len);
+  }
+  if (d->ok && d->attempts >= 0 && d->out.wamid[0]) { /* a form: its token by wamid */
+    char *fv = fr_form_sent_value(d->body);
+    if (fv && fr_store_form_sent(e->store, d->ref, d->out.wamid, fv) != 0)
+      log_store_failed(d->pnid, d->to, "could not keep the form's flow_token");
+    free(fv);
   }
   if (d->ok && d->attempts >= 0) {
     const char *at = strstr((const char *)v, ",\"at\":");
@@ -455,9 +463,10 @@ static FvValue record2(FvHeap *h, const char *k1, FvValue v1, const char *k2, Fv
 /* ---- inbox entries ---- */
 
 /* A message's inbox entry: {"k":"msg","at":ms,"w":wamid,"n":name,"e":kind,"t":text,
- * "ti":title,"d":data}; at: when it was accepted. */
-static char *message_entry(const FrItem *it, const FvEvent *ev, int64_t at) {
+ * "ti":title,"d":data,"f":form?}; at: when it was accepted; form: a form reply's form. */
+static char *message_entry(const FrItem *it, const FvEvent *ev, int64_t at, const char *form) {
   json_t *o = json_object();
+  if (form && *form) json_object_set_new(o, "f", json_string(form));
   json_object_set_new(o, "k", json_string("msg"));
   json_object_set_new(o, "at", json_integer((json_int_t)at));
   json_object_set_new(o, "w", json_string(it->id.p));
@@ -530,6 +539,31 @@ static int entry_event(json_t *o, FvHeap *h, FvEvent *ev, const char **name) {
   return 0;
 }
 
+/* Keeps the audit record of a form reply (store failures are logged; the reply itself is
+ * not affected). */
+static void form_record(FrEngine *e, const char *key, const char *wamid, const char *form,
+                        const char *tok, size_t tokn, FvValue fields, const char *status,
+                        const char *why) {
+  char *fj = fields.type == FV_T_UNSET ? NULL : fv_value_to_json(fields);
+  char *t = tok ? strndup(tok, tokn) : NULL;
+  char *rec = fr_form_record(now_ms(), key, wamid, form, t, fj, status, why);
+  if (!rec || fr_store_list_push(e->store, FR_LIST_FORMS, rec) != 0)
+    log_store_failed(NULL, NULL, "could not keep a form record");
+  char *pnid = NULL;
+  const char *wa = NULL;
+  if (split_key(key, &pnid, &wa) == 0) {
+    json_t *f = log_fields(pnid, wa);
+    json_object_set_new(f, "wamid", json_string(wamid ? wamid : ""));
+    json_object_set_new(f, "status", json_string(status));
+    if (why) json_object_set_new(f, "why", json_string(why));
+    fr_log(strcmp(status, "applied") == 0 ? "form_reply" : "form_reply_ignored", f);
+  }
+  free(pnid);
+  free(rec);
+  free(t);
+  free(fj);
+}
+
 /* ---- running a session ---- */
 
 /* What a commit leaves to run next: the inbox's next entry and the state it runs on. */
@@ -581,6 +615,7 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
     FvResult res;
     memset(&res, 0, sizeof res);
     FvStatus st = fv_resume(p, s, ev, &b, &res);
+    if (round == 0) e->ran = res.instructions > 0 || st != FV_WAITING;
     /* the commit: state, timers and the sends in one atomic step */
     size_t n = res.neffects;
     FrTimerOp *ops = calloc(n ? n : 1, sizeof *ops);
@@ -767,12 +802,33 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
     r = consume(e, key, head, 'k', NULL, 0, cur, nx);
     goto out;
   }
+  const char *why = NULL; /* a form reply not for this session's wait */
+  if (ev.kind == FV_EV_FORM) {
+    size_t kl = strlen(key);
+    if (!ev.text || ev.text_len <= kl + 2 || memcmp(ev.text, key, kl) != 0 ||
+        memcmp(ev.text + kl, ":f", 2) != 0)
+      why = ev.text ? "the flow_token is not this session's" : "no flow_token and no known context";
+    else if (!bytes)
+      why = "no session";
+  }
   if (bytes && prog >= 0 && prog < e->nprogs) {
     char err[256];
     FvSession *s = fv_session_decode(e->progs[prog], bytes, len, err, sizeof err);
-    if (s) {
+    if (s && ev.kind == FV_EV_FORM && !why &&
+        strtoull(ev.text + strlen(key) + 2, NULL, 10) != fv_session_forms_sent(s))
+      why = "an older form: the session waits for a newer one";
+    if (s && !why) {
       r = resume_and_apply(e, key, pnid, wa, prog, s, &ev, head, at, nx);
+      if (ev.kind == FV_EV_FORM && r == 1)
+        form_record(e, key, json_string_value(json_object_get(o, "w")),
+                    json_string_value(json_object_get(o, "f")), ev.text, ev.text_len, ev.data,
+                    e->ran ? "applied" : "ignored",
+                    e->ran ? NULL : "the session is not waiting for a form");
       goto out;
+    }
+    if (s) { /* a form reply for another wait: recorded below, the session unchanged */
+      fv_session_free(s);
+      goto ignore_form;
     }
     json_t *f = log_fields(pnid, wa);
     json_object_set_new(f, "error", json_string(err));
@@ -781,6 +837,15 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
     json_t *f = log_fields(pnid, wa);
     json_object_set_new(f, "error", json_string("the session's program is not loaded"));
     fr_log("session_dropped", f);
+  }
+  if (why) { /* a form reply, and no session waits for it */
+  ignore_form:
+    r = consume(e, key, head, 'k', NULL, 0, cur, nx);
+    if (r == 1)
+      form_record(e, key, json_string_value(json_object_get(o, "w")),
+                  json_string_value(json_object_get(o, "f")), ev.text, ev.text_len, ev.data,
+                  "ignored", why);
+    goto out;
   }
   /* no session: a text (or a button whose title is a trigger) or an intent starts one */
   int by_intent = ev.kind == FV_EV_INTENT;
@@ -926,14 +991,34 @@ static int process_item(FrEngine *e, const FrItem *it) {
     memset(&ev, 0, sizeof ev);
     int has_event = fr_item_event(it, &ev) == 0;
     char *key = session_key(it->phone_number_id.p, it->from.p);
-    char *entry = has_event ? message_entry(it, &ev, now_ms()) : strdup("{\"k\":\"none\"}");
+    char *sent = NULL; /* a form reply: the token and form of the message it answers */
+    const char *form = NULL;
+    if (key && has_event && ev.kind == FV_EV_FORM && it->context_id.p &&
+        fr_store_form_token(e->store, key, it->context_id.p, &sent) < 0) {
+      free(key);
+      return -1;
+    }
+    if (sent) {
+      const char *tok = fr_form_sent_split(sent, &form);
+      if (!ev.text || !ev.text_len) { /* no flow_token in the reply: the context.id's */
+        ev.text = tok;
+        ev.text_len = strlen(tok);
+      }
+    }
+    char *entry = has_event ? message_entry(it, &ev, now_ms(), form)
+                            : strdup("{\"k\":\"none\"}");
     if (!key || !entry) {
       free(key);
       free(entry);
+      free(sent);
       return -1;
     }
     int r = fr_store_enqueue(e->store, key, it->id.p, entry, g_owner, now_ms(), e->lease_ms);
     free(entry);
+    if (r >= 0 && (r & FR_ENQ_DUP) && has_event && ev.kind == FV_EV_FORM)
+      form_record(e, key, it->id.p, form, ev.text, ev.text_len, ev.data, "duplicate",
+                  "this message was delivered before");
+    free(sent);
     if (r < 0) {
       free(key);
       return -1;
@@ -958,6 +1043,12 @@ static int process_item(FrEngine *e, const FrItem *it) {
     return 0;
   }
   default: {
+    if (it->kind == FR_ITEM_ERROR && it->from.p && it->phone_number_id.p && it->id.p &&
+        strstr(str(&it->type), "nfm_reply")) { /* a form reply that cannot be read */
+      char *key = session_key(it->phone_number_id.p, it->from.p);
+      if (key) form_record(e, key, it->id.p, NULL, NULL, 0, fv_unset(), "invalid", str(&it->note));
+      free(key);
+    }
     json_t *f = json_object();
     json_object_set_new(f, "kind", json_string(fr_item_kind_name(it->kind)));
     json_object_set_new(f, "type", json_string(str(&it->type)));
@@ -1095,7 +1186,7 @@ int fr_engine_recover(FrEngine *e) {
   /* also this process's own live leases (a reload): claimed again at once */
   int rc = take_over(e, now, now + e->lease_ms);
   e->need_recover = rc != 0;
-  long dl = fr_store_dlq_len(e->store);
+  long dl = fr_store_list_len(e->store, FR_LIST_DLQ);
   if (dl >= 0) fr_metrics_dlq_size((double)dl);
   return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "store.h"
 
@@ -235,12 +236,23 @@ int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry, const c
   if (released) *released = rel;
   return r;
 }
-int fr_store_dlq_push(FrStore *s, const char *entry) { return s->ops->dlq_push(s, entry); }
-int fr_store_dlq_list(FrStore *s, size_t max, char ***entries, size_t *n) {
-  return s->ops->dlq_list(s, max, entries, n);
+int fr_store_list_push(FrStore *s, FrList l, const char *entry) {
+  return s->ops->list_push(s, l, entry);
 }
-int fr_store_dlq_remove(FrStore *s, const char *entry) { return s->ops->dlq_remove(s, entry); }
-long fr_store_dlq_len(FrStore *s) { return s->ops->dlq_len(s); }
+int fr_store_list_range(FrStore *s, FrList l, size_t max, char ***entries, size_t *n) {
+  return s->ops->list_range(s, l, max, entries, n);
+}
+int fr_store_list_remove(FrStore *s, FrList l, const char *entry) {
+  return s->ops->list_remove(s, l, entry);
+}
+long fr_store_list_len(FrStore *s, FrList l) { return s->ops->list_len(s, l); }
+int fr_store_form_sent(FrStore *s, const char *skey, const char *wamid, const char *token) {
+  return s->ops->form_sent(s, skey, wamid, token);
+}
+int fr_store_form_token(FrStore *s, const char *skey, const char *wamid, char **token) {
+  *token = NULL;
+  return s->ops->form_token(s, skey, wamid, token);
+}
 void fr_store_keys_free(char **keys, size_t n) {
   for (size_t i = 0; i < n; i++) free(keys[i]);
   free(keys);
@@ -320,9 +332,15 @@ typedef struct {
   FrStore base;
   FrMap *sess, *dedup;
   MemTimer *timers;
-  char **dlq; /* the dead letters, oldest first */
-  size_t ndlq, capdlq;
+  MemQ lists[2];   /* FrList: the dead letters, the form records; oldest first */
+  FrMap *sent;     /* "skey|wamid" -> the flow_token of a form sent */
 } MemStore;
+
+static int64_t now_wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static char *dedup_key(const char *skey, const char *wamid) {
   size_t n = strlen(skey) + strlen(wamid) + 2;
@@ -419,8 +437,8 @@ static void mem_free(FrStore *st) {
     fr_map_free(s->sess);
   }
   fr_map_free(s->dedup);
-  for (size_t i = 0; i < s->ndlq; i++) free(s->dlq[i]);
-  free(s->dlq);
+  fr_map_free(s->sent);
+  for (int i = 0; i < 2; i++) q_free(&s->lists[i]);
   while (s->timers) {
     MemTimer *t = s->timers;
     s->timers = t->next;
@@ -657,48 +675,67 @@ static int mem_outbox_ack(FrStore *st, const char *skey, const char *entry,
   return 1;
 }
 
-static int mem_dlq_push(FrStore *st, const char *entry) {
-  MemStore *s = (MemStore *)st;
-  if (s->ndlq == s->capdlq) {
-    size_t cap = s->capdlq ? s->capdlq * 2 : 16;
-    char **nd = realloc(s->dlq, cap * sizeof *nd);
-    if (!nd) return -1;
-    s->dlq = nd;
-    s->capdlq = cap;
-  }
+static int mem_list_push(FrStore *st, FrList l, const char *entry) {
+  MemQ *q = &((MemStore *)st)->lists[l];
   char *c = strdup(entry);
-  if (!c) return -1;
-  s->dlq[s->ndlq++] = c;
+  if (!c || q_push(q, c) != 0) {
+    free(c);
+    return -1;
+  }
+  if (l == FR_LIST_FORMS && q->n > FR_FORMS_KEEP) q_pop(q);
   return 0;
 }
 
-static int mem_dlq_list(FrStore *st, size_t max, char ***entries, size_t *n) {
-  MemStore *s = (MemStore *)st;
-  size_t k = s->ndlq < max ? s->ndlq : max;
+static int mem_list_range(FrStore *st, FrList l, size_t max, char ***entries, size_t *n) {
+  MemQ *q = &((MemStore *)st)->lists[l];
+  size_t k = q->n < max ? q->n : max;
   *entries = NULL;
   *n = 0;
   if (!k) return 0;
   char **e = calloc(k, sizeof *e);
   if (!e) return -1;
   for (size_t i = 0; i < k; i++)
-    if ((e[*n] = strdup(s->dlq[i]))) (*n)++;
+    if ((e[*n] = strdup(q->v[q->head + i]))) (*n)++;
   *entries = e;
   return 0;
 }
 
-static int mem_dlq_remove(FrStore *st, const char *entry) {
-  MemStore *s = (MemStore *)st;
-  for (size_t i = 0; i < s->ndlq; i++)
-    if (strcmp(s->dlq[i], entry) == 0) {
-      free(s->dlq[i]);
-      memmove(s->dlq + i, s->dlq + i + 1, (s->ndlq - i - 1) * sizeof *s->dlq);
-      s->ndlq--;
-      return 1;
-    }
+static int mem_list_remove(FrStore *st, FrList l, const char *entry) {
+  MemQ *q = &((MemStore *)st)->lists[l];
+  for (size_t i = 0; i < q->n; i++) {
+    char **at = &q->v[q->head + i];
+    if (strcmp(*at, entry) != 0) continue;
+    free(*at);
+    memmove(at, at + 1, (q->n - i - 1) * sizeof *at);
+    q->n--;
+    return 1;
+  }
   return 0;
 }
 
-static long mem_dlq_len(FrStore *st) { return (long)((MemStore *)st)->ndlq; }
+static long mem_list_len(FrStore *st, FrList l) { return (long)((MemStore *)st)->lists[l].n; }
+
+#define SENT_TTL_MS (30ll * 24 * 3600 * 1000)
+
+static int mem_form_sent(FrStore *st, const char *skey, const char *wamid, const char *token) {
+  MemStore *s = (MemStore *)st;
+  char *k = dedup_key(skey, wamid);
+  int r = k ? fr_map_put(s->sent, k, token, strlen(token) + 1, 0, now_wall_ms() + SENT_TTL_MS) : -1;
+  free(k);
+  return r;
+}
+
+static int mem_form_token(FrStore *st, const char *skey, const char *wamid, char **token) {
+  MemStore *s = (MemStore *)st;
+  char *k = dedup_key(skey, wamid);
+  const uint8_t *v;
+  size_t n;
+  int r = k && fr_map_get(s->sent, k, now_wall_ms(), &v, &n, NULL);
+  free(k);
+  if (!r) return k ? 0 : -1;
+  *token = strndup((const char *)v, n);
+  return *token ? 1 : -1;
+}
 
 static int mem_due(FrStore *st, int64_t now_ms, size_t max, FrDue **due, size_t *n) {
   MemStore *s = (MemStore *)st;
@@ -741,6 +778,7 @@ static int mem_due(FrStore *st, int64_t now_ms, size_t max, FrDue **due, size_t 
 }
 
 static size_t mem_sweep(FrStore *st, int64_t now_ms) {
+  fr_map_prune(((MemStore *)st)->sent, now_ms);
   return fr_map_prune(((MemStore *)st)->dedup, now_ms);
 }
 
@@ -761,10 +799,12 @@ static const FrStoreOps mem_ops = {
     .due = mem_due,
     .sweep = mem_sweep,
     .outbox_ack = mem_outbox_ack,
-    .dlq_push = mem_dlq_push,
-    .dlq_list = mem_dlq_list,
-    .dlq_remove = mem_dlq_remove,
-    .dlq_len = mem_dlq_len,
+    .list_push = mem_list_push,
+    .list_range = mem_list_range,
+    .list_remove = mem_list_remove,
+    .list_len = mem_list_len,
+    .form_sent = mem_form_sent,
+    .form_token = mem_form_token,
 };
 
 FrStore *fr_store_memory_new(void) {
@@ -773,7 +813,8 @@ FrStore *fr_store_memory_new(void) {
   s->base.ops = &mem_ops;
   s->sess = fr_map_new();
   s->dedup = fr_map_new();
-  if (!s->sess || !s->dedup) {
+  s->sent = fr_map_new();
+  if (!s->sess || !s->dedup || !s->sent) {
     mem_free(&s->base);
     return NULL;
   }

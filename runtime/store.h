@@ -4,9 +4,10 @@
  * the inbox of accepted events not yet run, the session's lease (which process runs it),
  * the encoded session state and its program index, the message-id dedup markers (7 days),
  * the outbox of effects committed with the state but not yet performed, and the durable
- * timers; per deployment, the set of sessions that need attention (new work, or a lease
- * that may have expired: how a killed process's work is taken over) and the dead-letter
- * queue of sends that failed for good. Also the plain in-memory hash map (FrMap) the memory
+ * timers, and the flow_tokens of the forms sent (by wamid); per deployment, the set of
+ * sessions that need attention (new work, or a lease that may have expired: how a killed
+ * process's work is taken over), the dead-letter queue of sends that failed for good and
+ * the audit records of form replies. Also the plain in-memory hash map (FrMap) the memory
  * store is built on. Single-threaded: the event loop owns a store. Redis calls are
  * synchronous (hiredis).
  *
@@ -153,14 +154,24 @@ int fr_store_outbox_first(FrStore *s, const char *skey, char **entry);
  * is set to 1. */
 int fr_store_outbox_ack(FrStore *s, const char *skey, const char *entry, const char *owner,
                         char **next, int *released);
-/* Appends a dead letter (JSON) to the deployment's dead-letter queue: 0. */
-int fr_store_dlq_push(FrStore *s, const char *entry);
-/* Up to max dead letters, oldest first, into a malloc'd array (fr_store_keys_free). */
-int fr_store_dlq_list(FrStore *s, size_t max, char ***entries, size_t *n);
-/* The number of dead letters. */
-long fr_store_dlq_len(FrStore *s);
-/* Removes one dead letter equal to entry: 1 removed, 0 not there (already taken). */
-int fr_store_dlq_remove(FrStore *s, const char *entry);
+/* The deployment's lists (JSON entries, oldest first): the dead-letter queue of sends that
+ * failed for good, and the audit records of WhatsApp Flows form replies (the newest
+ * FR_FORMS_KEEP kept). */
+typedef enum { FR_LIST_DLQ, FR_LIST_FORMS } FrList;
+#define FR_FORMS_KEEP 10000
+/* Appends entry: 0. */
+int fr_store_list_push(FrStore *s, FrList l, const char *entry);
+/* Up to max entries, oldest first, into a malloc'd array (fr_store_keys_free). */
+int fr_store_list_range(FrStore *s, FrList l, size_t max, char ***entries, size_t *n);
+/* Removes one entry equal to entry: 1 removed, 0 not there (already taken). */
+int fr_store_list_remove(FrStore *s, FrList l, const char *entry);
+/* The number of entries (-1 when the store is unavailable). */
+long fr_store_list_len(FrStore *s, FrList l);
+/* Remembers, for 30 days, the flow_token of the form message the Cloud API accepted as
+ * wamid (the nfm_reply's context.id when its flow_token is missing): 0. */
+int fr_store_form_sent(FrStore *s, const char *skey, const char *wamid, const char *token);
+/* The flow_token remembered for wamid: 1 and a malloc'd copy in *token; 0 unknown. */
+int fr_store_form_token(FrStore *s, const char *skey, const char *wamid, char **token);
 void fr_store_keys_free(char **keys, size_t n);
 /* Up to max timers due at now_ms (not removed: fr_store_fire moves one to its session's
  * inbox), in due order, into a malloc'd array (free with fr_store_due_free). */
@@ -195,10 +206,12 @@ typedef struct {
   size_t (*sweep)(FrStore *s, int64_t now_ms);
   int (*outbox_ack)(FrStore *s, const char *skey, const char *entry, const char *owner,
                     char **next, int *released);
-  int (*dlq_push)(FrStore *s, const char *entry);
-  int (*dlq_list)(FrStore *s, size_t max, char ***entries, size_t *n);
-  int (*dlq_remove)(FrStore *s, const char *entry);
-  long (*dlq_len)(FrStore *s);
+  int (*list_push)(FrStore *s, FrList l, const char *entry);
+  int (*list_range)(FrStore *s, FrList l, size_t max, char ***entries, size_t *n);
+  int (*list_remove)(FrStore *s, FrList l, const char *entry);
+  long (*list_len)(FrStore *s, FrList l);
+  int (*form_sent)(FrStore *s, const char *skey, const char *wamid, const char *token);
+  int (*form_token)(FrStore *s, const char *skey, const char *wamid, char **token);
 } FrStoreOps;
 
 /* Every implementation's struct starts with this. */

@@ -9,7 +9,9 @@
  *   flowvm:{PNID:WA}:timers       hash    timer id -> due ms (the session's timers)
  *   flowvm:timers                 zset    "PNID:WA|ID" scored by due ms (all timers)
  *   flowvm:ready                  zset    "PNID:WA" scored by when to look at it again
+ *   flowvm:{PNID:WA}:sent:WAMID   string  the flow_token of a form sent, EX 30 days
  *   flowvm:dlq                    list    dead letters (JSON), oldest first
+ *   flowvm:forms                  list    form reply records (JSON), the newest 10,000
  * Every step that must be atomic is one Lua script (loaded once per connection, run with
  * EVALSHA). Scripts also touch the deployment-wide keys (flowvm:timers, flowvm:ready), so
  * one Redis server (with replicas) is supported, not Redis Cluster. A failed connection is
@@ -29,7 +31,6 @@
 
 #define TIMERS_KEY "flowvm:timers"
 #define READY_KEY "flowvm:ready"
-#define DLQ_KEY "flowvm:dlq"
 #define MAX_ARGS_FIXED 8
 
 
@@ -329,15 +330,18 @@ static void r_free(FrStore *st) {
   free(s);
 }
 
-static char *msg_key(const char *skey, const char *wamid) {
-  size_t n = strlen(wamid) + 8;
+/* flowvm:{SKEY}:WHAT:ID */
+static char *sub_key(const char *skey, const char *what, const char *id) {
+  size_t n = strlen(what) + strlen(id) + 2;
   char *suf = malloc(n);
   if (!suf) return NULL;
-  snprintf(suf, n, "msg:%s", wamid);
+  snprintf(suf, n, "%s:%s", what, id);
   char *k = key_of(skey, suf);
   free(suf);
   return k;
 }
+
+static char *msg_key(const char *skey, const char *wamid) { return sub_key(skey, "msg", wamid); }
 
 static int r_seen(FrStore *st, const char *skey, const char *wamid, int64_t now_ms) {
   (void)now_ms;
@@ -678,43 +682,78 @@ static int r_outbox_ack(FrStore *st, const char *skey, const char *entry, const 
   return rc;
 }
 
-static long r_dlq_len(FrStore *st) {
-  const char *argv[2] = {"LLEN", DLQ_KEY};
-  redisReply *r = rcmd((RedisStore *)st, "dlq_len", 2, argv, NULL);
+static const char *const LIST_KEYS[2] = {"flowvm:dlq", "flowvm:forms"};
+
+static long r_list_len(FrStore *st, FrList l) {
+  const char *argv[2] = {"LLEN", LIST_KEYS[l]};
+  redisReply *r = rcmd((RedisStore *)st, "list_len", 2, argv, NULL);
   if (!r) return -1;
   long n = r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
   freeReplyObject(r);
   return n;
 }
 
-static int r_dlq_remove(FrStore *st, const char *entry) {
-  const char *argv[4] = {"LREM", DLQ_KEY, "1", entry};
-  redisReply *r = rcmd((RedisStore *)st, "dlq_remove", 4, argv, NULL);
+static int r_list_remove(FrStore *st, FrList l, const char *entry) {
+  const char *argv[4] = {"LREM", LIST_KEYS[l], "1", entry};
+  redisReply *r = rcmd((RedisStore *)st, "list_remove", 4, argv, NULL);
   if (!r) return -1;
   int rc = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
   freeReplyObject(r);
   return rc;
 }
-static int r_dlq_push(FrStore *st, const char *entry) {
-  const char *argv[3] = {"RPUSH", DLQ_KEY, entry};
-  redisReply *r = rcmd((RedisStore *)st, "dlq_push", 3, argv, NULL);
+
+static int r_list_push(FrStore *st, FrList l, const char *entry) {
+  RedisStore *s = (RedisStore *)st;
+  const char *argv[3] = {"RPUSH", LIST_KEYS[l], entry};
+  redisReply *r = rcmd(s, "list_push", 3, argv, NULL);
   if (!r) return -1;
   freeReplyObject(r);
+  if (l == FR_LIST_FORMS) { /* the newest FR_FORMS_KEEP */
+    char keep[24];
+    snprintf(keep, sizeof keep, "-%d", FR_FORMS_KEEP);
+    const char *trim[4] = {"LTRIM", LIST_KEYS[l], keep, "-1"};
+    if (!(r = rcmd(s, "list_trim", 4, trim, NULL))) return -1;
+    freeReplyObject(r);
+  }
   return 0;
 }
 
-static int r_dlq_list(FrStore *st, size_t max, char ***entries, size_t *n) {
+static int r_list_range(FrStore *st, FrList l, size_t max, char ***entries, size_t *n) {
   *entries = NULL;
   *n = 0;
   if (!max) return 0;
   char last[32];
   snprintf(last, sizeof last, "%zu", max - 1);
-  const char *argv[4] = {"LRANGE", DLQ_KEY, "0", last};
-  redisReply *r = rcmd((RedisStore *)st, "dlq_list", 4, argv, NULL);
+  const char *argv[4] = {"LRANGE", LIST_KEYS[l], "0", last};
+  redisReply *r = rcmd((RedisStore *)st, "list_range", 4, argv, NULL);
   if (!r) return -1;
   take_strings(r, entries, n);
   freeReplyObject(r);
   return 0;
+}
+
+static int r_form_sent(FrStore *st, const char *skey, const char *wamid, const char *token) {
+  char *k = sub_key(skey, "sent", wamid);
+  if (!k) return -1;
+  const char *argv[5] = {"SET", k, token, "EX", "2592000"}; /* 30 days */
+  redisReply *r = rcmd((RedisStore *)st, "form_sent", 5, argv, NULL);
+  free(k);
+  if (!r) return -1;
+  freeReplyObject(r);
+  return 0;
+}
+
+static int r_form_token(FrStore *st, const char *skey, const char *wamid, char **token) {
+  char *k = sub_key(skey, "sent", wamid);
+  if (!k) return -1;
+  const char *argv[2] = {"GET", k};
+  redisReply *r = rcmd((RedisStore *)st, "form_token", 2, argv, NULL);
+  free(k);
+  if (!r) return -1;
+  int rc = 0;
+  if (r->type == REDIS_REPLY_STRING) rc = (*token = strndup(r->str, r->len)) ? 1 : -1;
+  freeReplyObject(r);
+  return rc;
 }
 
 static int r_due(FrStore *st, int64_t now_ms, size_t max, FrDue **due, size_t *n) {
@@ -777,10 +816,12 @@ static const FrStoreOps redis_ops = {
     .due = r_due,
     .sweep = r_sweep,
     .outbox_ack = r_outbox_ack,
-    .dlq_push = r_dlq_push,
-    .dlq_list = r_dlq_list,
-    .dlq_remove = r_dlq_remove,
-    .dlq_len = r_dlq_len,
+    .list_push = r_list_push,
+    .list_range = r_list_range,
+    .list_remove = r_list_remove,
+    .list_len = r_list_len,
+    .form_sent = r_form_sent,
+    .form_token = r_form_token,
 };
 /* redis://[[user]:password@]host[:port][/db] */
 static int parse_url(RedisStore *s, const char *url, char *err, size_t errlen) {

@@ -287,6 +287,8 @@ int fv_session_depth(const FvSession *s); /* frames on the call stack */
 int fv_session_frame(const FvSession *s, int i, int *flow, int *step, uint32_t *pc);
 int64_t fv_session_deadline(const FvSession *s); /* due time of the pending timer, or 0 */
 uint32_t fv_session_timer(const FvSession *s);   /* id of the pending timer, or 0 */
+/* How many form messages the session has sent: the N of the newest flow_token "ID:fN". */
+uint64_t fv_session_forms_sent(const FvSession *s);
 int fv_session_waits_for_action(const FvSession *s);
 /* Variables of the innermost frame, by name (NULL if the program has no such variable).
  * Returns a borrowed value. */

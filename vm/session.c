@@ -188,6 +188,8 @@ int64_t fv_session_deadline(const FvSession *s) { return s->wait.timer ? s->wait
 
 uint32_t fv_session_timer(const FvSession *s) { return s->wait.timer; }
 
+uint64_t fv_session_forms_sent(const FvSession *s) { return s->n_forms; }
+
 int fv_session_waits_for_action(const FvSession *s) {
   return s->state == FV_SS_WAITING && s->wait.active && (s->wait.mask & FV_ACCEPT_ACTION);
 }
