@@ -3,7 +3,8 @@
 # load"), run by `make bench-load`. Signed webhooks from bench/loadgen (which is also the
 # bots' Cloud API, so it sees every reply) against, in one run:
 #   1. flowvm serve with Redis (FLOWVM_REDIS_URL; redis-server without persistence),
-#   2. flowvm serve with Redis with AOF (appendonly yes, appendfsync everysec),
+#   2. flowvm serve with Redis with AOF (appendonly yes, appendfsync everysec), and with
+#      Redis and two worker processes (FLOWVM_WORKERS=2),
 #   3. flowvm serve with its embedded in-memory store,
 #   4. BuilderBot with its Meta provider as shipped (when node and npm are installed),
 #   5. BuilderBot with the provider's queue unthrottled (see bench/builderbot/bot.cjs),
@@ -114,6 +115,9 @@ command -v redis-server > /dev/null && command -v redis-cli > /dev/null || {
 }
 redis_run flowvm-redis plain "$USERS" --appendonly no
 redis_run flowvm-redis-aof aof "$USERS" --appendonly yes --appendfsync everysec
+export FLOWVM_WORKERS=2 # two processes on one port (their CPU and RSS are not in the table)
+redis_run flowvm-redis-2workers plain "$USERS" --appendonly no
+unset FLOWVM_WORKERS
 run flowvm-memory "$USERS" flowvm
 LG_ARGS="--api-delay-ms $DELAY_MS"
 redis_run flowvm-redis-api-delay plain "$DELAY_USERS" --appendonly no
@@ -171,7 +175,7 @@ table() {
       "$(field "$l" bot_cpu) | $(field "$l" hwm_mib) |"
   done
 }
-labels="flowvm-redis flowvm-redis-aof flowvm-memory"
+labels="flowvm-redis flowvm-redis-aof flowvm-redis-2workers flowvm-memory"
 [ -n "$bb" ] && labels="$labels builderbot-stock builderbot-unthrottled"
 table $labels
 echo
@@ -186,7 +190,7 @@ if [ -n "$bb" ]; then
     "$(ratio "$(field flowvm-redis-api-delay req_s)" "$(field builderbot-unthrottled-api-delay req_s)")"
 fi
 echo
-for l in flowvm-redis flowvm-redis-aof; do
+for l in flowvm-redis flowvm-redis-aof flowvm-redis-2workers; do
   [ -f "$out/$l.txt" ] || continue
   echo "$l: redis-server CPU $(rfield "$l" cpu) s, peak RSS $(rfield "$l" hwm_mib) MiB," \
     "$(awk -v c="$(rfield "$l" commands)" -v n="$(field "$l" expected)" 'BEGIN { if (n > 0) printf "%.1f", c / n }') commands per webhook"

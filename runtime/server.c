@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -31,6 +32,7 @@
 #include "admin.h"
 #include "cloudapi.h"
 #include "engine.h"
+#include "workers.h"
 #include "events.h"
 #include "log.h"
 #include "metrics.h"
@@ -65,6 +67,7 @@ typedef struct {
   char *files[MAX_PROGRAMS];
   int nprogs;
   FrAdmin admin;
+  int worker; /* with --workers: this worker's number + 1; 0: the only process */
 } Server;
 
 /* What one request's log line says besides method, path, status and duration. */
@@ -77,11 +80,12 @@ typedef struct {
 
 static void usage(FILE *f) {
   fputs("usage: flowvm serve [--listen HOST:PORT] [--api-base URL] [--redis URL] "
-        "[--services FILE] FLOWS.fbc|DIR...\n"
+        "[--services FILE] [--workers N] FLOWS.fbc|DIR...\n"
         "environment: FLOWVM_LISTEN (default " DEFAULT_LISTEN "), WHATSAPP_API_BASE (default "
         DEFAULT_API_BASE "),\n"
         "  FLOWVM_REDIS_URL (redis://host:port/db; unset: the embedded in-memory store),\n"
         "  FLOWVM_SERVICES (the action services file, JSON; see docs/runtime.md),\n"
+        "  FLOWVM_WORKERS (processes sharing the port; more than 1 needs Redis),\n"
         "  WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, WHATSAPP_ACCESS_TOKEN (required; or\n"
         "  the same names with _FILE: a file holding the secret)\n"
         "  FLOWVM_ADMIN_TOKEN or FLOWVM_ADMIN_TOKEN_FILE (optional: enables /admin/)\n"
@@ -201,6 +205,12 @@ static int inject_entry(void *arg, const char *skey, const char *entry) {
  * over the longer list. A program already loaded (same hash) is not loaded twice. */
 static int reload_program(void *arg, const char *path, char *err, size_t errlen) {
   Server *sv = arg;
+  if (sv->worker) { /* one worker would run the new version, the others not */
+    snprintf(err, errlen, "reload is not available with --workers: restart the workers with "
+                          "the new files instead");
+    fr_metrics_reload("error");
+    return -1;
+  }
   FvProgram *p = read_program(path, err, errlen);
   if (!p) {
     fr_metrics_reload("error");
@@ -536,12 +546,14 @@ int fr_serve_main(int argc, char **argv) {
   const char *api = getenv("WHATSAPP_API_BASE");
   const char *redis = getenv("FLOWVM_REDIS_URL");
   const char *services = getenv("FLOWVM_SERVICES");
+  const char *workers_s = getenv("FLOWVM_WORKERS");
   int i = 1;
   for (; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) listen = argv[++i];
     else if (strcmp(argv[i], "--api-base") == 0 && i + 1 < argc) api = argv[++i];
     else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) redis = argv[++i];
     else if (strcmp(argv[i], "--services") == 0 && i + 1 < argc) services = argv[++i];
+    else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) workers_s = argv[++i];
     else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
@@ -579,6 +591,23 @@ int fr_serve_main(int argc, char **argv) {
     free_config(&sv.cfg);
     return 1;
   }
+  int workers = 1;
+  if (workers_s && *workers_s) {
+    char *end;
+    long w = strtol(workers_s, &end, 10);
+    if (*end || w < 1 || w > 64) {
+      fprintf(stderr, "flowvm: bad worker count '%s' (want 1 to 64)\n", workers_s);
+      free_config(&sv.cfg);
+      return 1;
+    }
+    workers = (int)w;
+  }
+  if (workers > 1 && !sv.cfg.redis_url) {
+    fprintf(stderr, "flowvm: --workers %d needs FLOWVM_REDIS_URL (the embedded store lives in "
+                    "one process)\n", workers);
+    free_config(&sv.cfg);
+    return 1;
+  }
   int rc = 1;
   if (fr_metrics_init() != 0) {
     fprintf(stderr, "flowvm: out of memory\n");
@@ -588,6 +617,33 @@ int fr_serve_main(int argc, char **argv) {
   for (; i < argc; i++)
     if (load_path(&sv, argv[i]) != 0) goto out;
   signal(SIGPIPE, SIG_IGN);
+  int lfd = -1; /* with workers: the socket they share, bound before they start */
+  if (workers > 1) {
+    char lerr[200];
+    if ((lfd = fr_workers_listen(host, port, lerr, sizeof lerr)) < 0) {
+      fprintf(stderr, "flowvm: cannot listen on %s: %s\n", sv.cfg.listen, lerr);
+      goto out;
+    }
+    int index = 0, st = 0;
+    if (fr_workers_run(workers, &index, &st) != 0) { /* the supervisor, after the stop */
+      close(lfd);
+      rc = st;
+      goto out;
+    }
+    sv.worker = index + 1;
+    /* each worker its own lease owner token, the same after a restart */
+    char node[160];
+    const char *base_id = getenv("FLOWVM_NODE_ID");
+    char host_id[64] = "";
+    gethostname(host_id, sizeof host_id - 1);
+    snprintf(node, sizeof node, "%s-w%d",
+             base_id && *base_id ? base_id : host_id, index);
+    if (!(base_id && *base_id)) { /* without a node id, the supervisor's pid keeps it unique */
+      size_t l = strlen(node);
+      snprintf(node + l, sizeof node - l, "-%d", (int)getppid());
+    }
+    setenv("FLOWVM_NODE_ID", node, 1);
+  }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   struct event *sigs[2] = {NULL, NULL};
   sv.base = event_base_new();
@@ -631,7 +687,9 @@ int fr_serve_main(int argc, char **argv) {
   evhttp_set_allowed_methods(sv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                           EVHTTP_REQ_DELETE);
   evhttp_set_gencb(sv.http, on_request, &sv);
-  struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(sv.http, host, (ev_uint16_t)port);
+  struct evhttp_bound_socket *bs =
+      lfd >= 0 ? evhttp_accept_socket_with_handle(sv.http, lfd)
+               : evhttp_bind_socket_with_handle(sv.http, host, (ev_uint16_t)port);
   if (!bs) {
     fprintf(stderr, "flowvm: cannot listen on %s: %s\n", sv.cfg.listen, strerror(errno));
     goto stop;
@@ -656,6 +714,7 @@ int fr_serve_main(int argc, char **argv) {
     json_object_set_new(f, "api_base", json_string(sv.cfg.api_base));
     json_object_set_new(f, "store", json_string(fr_store_kind(sv.store)));
     json_object_set_new(f, "admin", json_boolean(sv.cfg.admin_token != NULL));
+    if (sv.worker) json_object_set_new(f, "worker", json_integer(sv.worker - 1));
     json_t *names = json_array();
     for (size_t k = 0; k < fr_services_count(sv.svc); k++)
       json_array_append_new(names, json_string(fr_services_name(sv.svc, k)));

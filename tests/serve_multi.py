@@ -11,6 +11,9 @@ echo conversation (every user message is answered "echo TEXT") and checks:
   kill -9    one process killed in the middle of a load (its posts then go to the other,
              as Meta redelivers): no accepted message lost; doubles only from sends in
              doubt, whose count is reported;
+  workers    one port served by `--workers 2`: order holds; a worker killed with -9 in the
+             middle of a load is started again by the supervisor, nothing accepted is lost;
+             SIGTERM stops it all cleanly;
   redis -9   redis-server killed in the middle of a load and restarted on its AOF: posts
              answered 503 meanwhile are redelivered; no accepted message lost.
 
@@ -121,14 +124,14 @@ class World:
         self.procs["mock"] = p
         self.mock_port = int(p.stdout.readline())
 
-    def start_vm(self, name):
+    def start_vm(self, name, extra=()):
         port = self.vm_ports.get(name) or free_port()
         self.vm_ports[name] = port
         env = dict(os.environ, WHATSAPP_APP_SECRET=SECRET.decode(),
                    WHATSAPP_VERIFY_TOKEN="v", WHATSAPP_ACCESS_TOKEN="t",
                    FLOWVM_LEASE_MS=str(LEASE_MS), FLOWVM_RETRY_BASE_MS="50")
         p = subprocess.Popen(
-            [FLOWVM, "serve", "--listen", "127.0.0.1:%d" % port,
+            [FLOWVM, "serve", *extra, "--listen", "127.0.0.1:%d" % port,
              "--api-base", "http://127.0.0.1:%d/v21.0" % self.mock_port,
              "--redis", "redis://127.0.0.1:%d" % self.redis_port,
              os.path.join(self.tmp, "echo.fbc")],
@@ -321,6 +324,35 @@ def main():
             claimed = f.read().count('"event":"session_claimed"')
         print("info kill -9: %d sessions taken over by the other process" % claimed, flush=True)
 
+        # one port, two worker processes (--workers 2): order holds; kill -9 of a worker in
+        # the middle of a load: the supervisor starts it again, nothing accepted is lost
+        if not w.start_vm("w", ["--workers", "2"]):
+            bad("flowvm --workers 2 did not start")
+            return 1
+        acc = run_users(w, range(400, 420), 6, lambda u, i: ["w"], "w")
+        judge(w, "two workers on one port", acc, True)
+        sup = w.procs["w"].pid
+        kids = subprocess.run(["pgrep", "-P", str(sup)], capture_output=True, text=True).stdout.split()
+        check("two worker processes", 2, len(kids))
+        sent[0] = 0
+
+        def kill_worker(u, i):
+            sent[0] += 1
+            if sent[0] == 60 and kids:
+                os.kill(int(kids[0]), signal.SIGKILL)
+
+        acc = run_users(w, range(500, 520), 6, lambda u, i: ["w"], "x", kill_worker)
+        judge(w, "kill -9 of a worker", acc, False)
+        time.sleep(0.5)
+        with open(os.path.join(tmp, "w.log")) as f:
+            log = f.read()
+        check("the supervisor started the killed worker again", 3, log.count('"event":"worker_started"'))
+        w.procs["w"].terminate()
+        try:
+            check("the supervisor stops cleanly on SIGTERM", 0, w.procs.pop("w").wait(15))
+        except subprocess.TimeoutExpired:
+            bad("the supervisor did not stop")
+
         # kill -9 of redis-server in the middle of a load, restarted on its AOF
         sent[0] = 0
 
@@ -341,7 +373,7 @@ def main():
         w.stop_all()
         print("%d passed, %d failed" % (passed, failed))
         if failed:
-            for n in ("a", "b", "mock.err"):
+            for n in ("a", "b", "w", "mock.err"):
                 p = os.path.join(tmp, n + ("" if "." in n else ".log"))
                 if os.path.exists(p):
                     print("--- " + n)
