@@ -38,6 +38,8 @@
 #define STOP_GRACE_MS 5000 /* at shutdown, how long queued sends may still complete */
 #define DEFAULT_LEASE_MS 10000
 
+typedef struct Intake Intake;
+
 struct FrEngine {
   struct event_base *base;
   FvProgram *const *progs;
@@ -61,6 +63,7 @@ struct FrEngine {
   struct event *wake;  /* on pipefd[0] */
   FrSendDone *later;   /* completions whose store update failed: applied again */
   FrSvcDone *svc_later; /* action completions whose store update failed */
+  Intake *intakes;     /* webhook batches waiting for the store's answers */
 };
 
 /* The lease owner token of this process: the same for every engine it makes (a reload
@@ -979,58 +982,79 @@ static void on_kick(evutil_socket_t fd, short what, void *arg) {
 
 static const char *str(const FrStr *s) { return s->p ? s->p : ""; }
 
-/* Accepts one item. Returns 0, or -1 when the store is unavailable (not accepted). */
-static int process_item(FrEngine *e, const FrItem *it) {
-  switch (it->kind) {
-  case FR_ITEM_MESSAGE: {
-    if (!it->id.p || !it->from.p || !it->phone_number_id.p) {
-      fr_log("message_unkeyed", NULL);
-      return 0;
+/* A message being accepted: its session key, inbox entry and, for a form reply, the token
+ * and form of the message it answers (fr_store_form_token). */
+typedef struct {
+  char *key, *entry, *sent;
+  const char *form;
+  int has_event;
+  FvEvent ev;
+} Accept;
+
+static void accept_free(Accept *a) {
+  free(a->key);
+  free(a->entry);
+  free(a->sent);
+  memset(a, 0, sizeof *a);
+}
+
+/* Prepares the acceptance of message it: 1 ready to enqueue, 0 nothing to do (unkeyed),
+ * -1 the store is unavailable or out of memory. */
+static int accept_prepare(FrEngine *e, const FrItem *it, Accept *a) {
+  memset(a, 0, sizeof *a);
+  if (!it->id.p || !it->from.p || !it->phone_number_id.p) {
+    fr_log("message_unkeyed", NULL);
+    return 0;
+  }
+  a->has_event = fr_item_event(it, &a->ev) == 0;
+  a->key = session_key(it->phone_number_id.p, it->from.p);
+  if (a->key && a->has_event && a->ev.kind == FV_EV_FORM && it->context_id.p &&
+      fr_store_form_token(e->store, a->key, it->context_id.p, &a->sent) < 0) {
+    accept_free(a);
+    return -1;
+  }
+  if (a->sent) {
+    const char *tok = fr_form_sent_split(a->sent, &a->form);
+    if (!a->ev.text || !a->ev.text_len) { /* no flow_token in the reply: the context.id's */
+      a->ev.text = tok;
+      a->ev.text_len = strlen(tok);
     }
-    FvEvent ev;
-    memset(&ev, 0, sizeof ev);
-    int has_event = fr_item_event(it, &ev) == 0;
-    char *key = session_key(it->phone_number_id.p, it->from.p);
-    char *sent = NULL; /* a form reply: the token and form of the message it answers */
-    const char *form = NULL;
-    if (key && has_event && ev.kind == FV_EV_FORM && it->context_id.p &&
-        fr_store_form_token(e->store, key, it->context_id.p, &sent) < 0) {
-      free(key);
-      return -1;
-    }
-    if (sent) {
-      const char *tok = fr_form_sent_split(sent, &form);
-      if (!ev.text || !ev.text_len) { /* no flow_token in the reply: the context.id's */
-        ev.text = tok;
-        ev.text_len = strlen(tok);
-      }
-    }
-    char *entry = has_event ? message_entry(it, &ev, now_ms(), form)
-                            : strdup("{\"k\":\"none\"}");
-    if (!key || !entry) {
-      free(key);
-      free(entry);
-      free(sent);
-      return -1;
-    }
-    int r = fr_store_enqueue(e->store, key, it->id.p, entry, g_owner, now_ms(), e->lease_ms);
-    free(entry);
-    if (r >= 0 && (r & FR_ENQ_DUP) && has_event && ev.kind == FV_EV_FORM)
-      form_record(e, key, it->id.p, form, ev.text, ev.text_len, ev.data, "duplicate",
-                  "this message was delivered before");
-    free(sent);
-    if (r < 0) {
-      free(key);
-      return -1;
-    }
+  }
+  a->entry = a->has_event ? message_entry(it, &a->ev, now_ms(), a->form)
+                          : strdup("{\"k\":\"none\"}");
+  if (!a->key || !a->entry) {
+    accept_free(a);
+    return -1;
+  }
+  return 1;
+}
+
+/* What follows fr_store_enqueue's answer r for a prepared message: 0, or -1 (r < 0). */
+static int accept_finish(FrEngine *e, const FrItem *it, Accept *a, int r) {
+  if (r >= 0 && (r & FR_ENQ_DUP) && a->has_event && a->ev.kind == FV_EV_FORM)
+    form_record(e, a->key, it->id.p, a->form, a->ev.text, a->ev.text_len, a->ev.data,
+                "duplicate", "this message was delivered before");
+  if (r >= 0) {
     json_t *f = log_fields(it->phone_number_id.p, it->from.p);
     json_object_set_new(f, "wamid", json_string(it->id.p));
     if (!(r & FR_ENQ_DUP)) json_object_set_new(f, "type", json_string(str(&it->type)));
     fr_log(r & FR_ENQ_DUP ? "duplicate" : "message", f);
     if (r & FR_ENQ_DUP) fr_metrics_duplicate();
-    if (r & FR_ENQ_RUN) own(e, key);
-    free(key);
-    return 0;
+    if (r & FR_ENQ_RUN) own(e, a->key);
+  }
+  accept_free(a);
+  return r < 0 ? -1 : 0;
+}
+
+/* Accepts one item. Returns 0, or -1 when the store is unavailable (not accepted). */
+static int process_item(FrEngine *e, const FrItem *it) {
+  switch (it->kind) {
+  case FR_ITEM_MESSAGE: {
+    Accept a;
+    int p = accept_prepare(e, it, &a);
+    if (p <= 0) return p;
+    return accept_finish(e, it, &a, fr_store_enqueue(e->store, a.key, it->id.p, a.entry,
+                                                     g_owner, now_ms(), e->lease_ms));
   }
   case FR_ITEM_STATUS: {
     json_t *f = json_object();
@@ -1101,6 +1125,97 @@ int fr_engine_process(FrEngine *e, FrBatch *batch) {
   fr_batch_free(batch);
   if (rc != 0) e->need_recover = 1;
   return rc;
+}
+
+/* A webhook's batch accepted through fr_store_enqueue_async: its items one after the other
+ * (a message waits for its answer before the next item), then done. An intake whose
+ * engine went away (orphan) only waits for its answer to free itself. */
+struct Intake {
+  FrEngine *e;
+  FrBatch batch;
+  size_t i;
+  Accept a;
+  int failed, orphan;
+  FrIntakeDone done;
+  void *arg;
+  Intake *prev, *next;
+};
+
+static void intake_step(Intake *j);
+
+static void intake_end(Intake *j) {
+  FrEngine *e = j->e;
+  if (j->prev) j->prev->next = j->next;
+  else e->intakes = j->next;
+  if (j->next) j->next->prev = j->prev;
+  if (j->failed) e->need_recover = 1;
+  fr_batch_free(&j->batch);
+  j->done(!j->failed, j->arg);
+  free(j);
+}
+
+static void intake_answered(int r, void *arg) {
+  Intake *j = arg;
+  if (j->orphan) {
+    accept_free(&j->a);
+    fr_batch_free(&j->batch);
+    free(j);
+    return;
+  }
+  if (accept_finish(j->e, &j->batch.items[j->i], &j->a, r) != 0) j->failed = 1;
+  j->i++;
+  intake_step(j);
+}
+
+static void intake_step(Intake *j) {
+  FrEngine *e = j->e;
+  while (j->i < j->batch.n && !j->failed) {
+    const FrItem *it = &j->batch.items[j->i];
+    if (it->kind == FR_ITEM_MESSAGE) {
+      int p = accept_prepare(e, it, &j->a);
+      if (p < 0) {
+        j->failed = 1;
+        break;
+      }
+      if (p > 0) {
+        fr_store_enqueue_async(e->store, j->a.key, it->id.p, j->a.entry, g_owner, now_ms(),
+                               e->lease_ms, intake_answered, j);
+        return; /* intake_answered goes on */
+      }
+    } else if (process_item(e, it) != 0) {
+      j->failed = 1;
+      break;
+    }
+    j->i++;
+  }
+  intake_end(j);
+}
+
+void fr_engine_process_async(FrEngine *e, FrBatch *batch, FrIntakeDone done, void *arg) {
+  if (!fr_store_async(e->store)) { /* the memory store answers at once: no job needed */
+    done(fr_engine_process(e, batch) == 0, arg);
+    return;
+  }
+  Intake *j = calloc(1, sizeof *j);
+  if (!j) {
+    fr_batch_free(batch);
+    done(0, arg);
+    return;
+  }
+  j->e = e;
+  j->batch = *batch;
+  memset(batch, 0, sizeof *batch);
+  j->done = done;
+  j->arg = arg;
+  j->next = e->intakes;
+  if (j->next) j->next->prev = j;
+  e->intakes = j;
+  intake_step(j);
+}
+
+void fr_engine_quiesce(FrEngine *e, int max_ms) {
+  int64_t until = now_ms() + max_ms;
+  while (e && e->intakes && now_ms() < until) event_base_loop(e->base, EVLOOP_ONCE);
 }
 
 /* ---- timers, leases, takeover ---- */
@@ -1297,6 +1412,11 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
 
 void fr_engine_free(FrEngine *e) {
   if (!e) return;
+  for (Intake *j = e->intakes, *nx; j; j = nx) { /* the store's answer frees them */
+    nx = j->next;
+    j->orphan = 1;
+    j->done(0, j->arg);
+  }
   if (e->wake) {
     /* the sends handed out may still complete (bounded): their entries leave the outbox */
     int64_t end = now_ms() + STOP_GRACE_MS;

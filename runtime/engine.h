@@ -33,6 +33,15 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
  * unavailable: the items from the failing one on were not accepted (answer 503 so that
  * Meta retries; the accepted ones are deduplicated then). */
 int fr_engine_process(FrEngine *e, FrBatch *batch);
+/* fr_engine_process answered through done(ok, arg), exactly once: before this returns with
+ * the memory store; with Redis, when the store has answered every item (the messages of
+ * all the webhooks in flight go out pipelined on the asynchronous connection). When the
+ * engine is freed first, done gets 0 at that moment. */
+typedef void (*FrIntakeDone)(int ok, void *arg);
+void fr_engine_process_async(FrEngine *e, FrBatch *batch, FrIntakeDone done, void *arg);
+/* Runs the loop until every batch given to fr_engine_process_async is answered, for at
+ * most max_ms (before a reload or a stop). */
+void fr_engine_quiesce(FrEngine *e, int max_ms);
 /* Appends entry (an inbox entry, e.g. {"k":"resend",…} for a dead letter replayed) to the
  * inbox of skey, without a dedup marker, and runs it when the lease is free. 0, or -1 when
  * the store failed. */

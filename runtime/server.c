@@ -73,6 +73,7 @@ typedef struct {
 /* What one request's log line says besides method, path, status and duration. */
 typedef struct {
   const char *route; /* the route template: never a phone number */
+  const char *method;
   char why[200];
   json_int_t items;
   int has_items;
@@ -233,6 +234,7 @@ static int reload_program(void *arg, const char *path, char *err, size_t errlen)
    * sends in flight complete (bounded) and detaches it from the sender, whose completions
    * must reach the new engine; the new engine drains what is left in the outboxes. */
   sv->progs[sv->nprogs] = p;
+  fr_engine_quiesce(sv->eng, 2000);
   fr_engine_free(sv->eng);
   sv->eng = fr_engine_new(sv->base, sv->progs, sv->nprogs + 1, sv->snd, sv->svc, sv->store);
   int idx = sv->eng ? add_program(sv, p, path) : -1;
@@ -369,7 +371,52 @@ static const char *item_type(const FrItem *it) {
   return "other";
 }
 
-static int webhook_post(Server *sv, struct evhttp_request *req, ReqInfo *ri) {
+/* The metrics and the log line of a request answered with code. */
+static void finish_request(const ReqInfo *ri, double t0, int code) {
+  double dt = mono_s() - t0;
+  fr_metrics_request(ri->route, ri->method, code);
+  if (strcmp(ri->route, "/webhook") == 0 && strcmp(ri->method, "POST") == 0)
+    fr_metrics_webhook_latency(dt);
+  json_t *f = json_object();
+  json_object_set_new(f, "method", json_string(ri->method));
+  json_object_set_new(f, "path", json_string(ri->route));
+  json_object_set_new(f, "status", json_integer(code));
+  json_object_set_new(f, "duration_ms", json_real((double)(long long)(dt * 1e6) / 1e3));
+  if (ri->has_items) json_object_set_new(f, "items", json_integer(ri->items));
+  if (ri->why[0]) json_object_set_new(f, "why", json_string(ri->why));
+  fr_log("request", f);
+}
+
+/* A webhook POST waiting for the store to accept its batch. req becomes NULL when its
+ * connection closes first (libevent frees the request with it). */
+typedef struct {
+  struct evhttp_request *req;
+  struct evhttp_connection *evcon;
+  ReqInfo ri;
+  double t0;
+} Pending;
+
+static void on_pending_close(struct evhttp_connection *evcon, void *arg) {
+  (void)evcon;
+  ((Pending *)arg)->req = NULL;
+}
+
+static void webhook_accepted(int ok, void *arg) {
+  Pending *p = arg;
+  int code = ok ? 200 : 503;
+  if (!ok) snprintf(p->ri.why, sizeof p->ri.why, "store unavailable");
+  if (p->req) {
+    if (p->evcon) evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+    if (ok) reply_text(p->req, 200, "application/json", "{\"ok\":true}");
+    else reply_error(p->req, 503, "store unavailable");
+  } else {
+    code = 499; /* the client went away: logged as nginx does */
+  }
+  finish_request(&p->ri, p->t0, code);
+  free(p);
+}
+
+static int webhook_post(Server *sv, struct evhttp_request *req, ReqInfo *ri, double t0) {
   struct evbuffer *in = evhttp_request_get_input_buffer(req);
   size_t len = evbuffer_get_length(in);
   if (len > FR_MAX_BODY) {
@@ -403,11 +450,19 @@ static int webhook_post(Server *sv, struct evhttp_request *req, ReqInfo *ri) {
   /* the batch is committed to the store before the answer: 200 only for work kept */
   ri->items = (json_int_t)batch.n;
   ri->has_items = 1;
-  int ok = fr_engine_process(sv->eng, &batch) == 0;
-  if (ok) reply_text(req, 200, "application/json", "{\"ok\":true}");
-  else reply_error(req, 503, "store unavailable");
-  if (!ok) snprintf(ri->why, sizeof ri->why, "store unavailable");
-  return ok ? 200 : 503;
+  Pending *p = calloc(1, sizeof *p);
+  if (!p) {
+    fr_batch_free(&batch);
+    reply_error(req, 503, "out of memory");
+    return 503;
+  }
+  p->req = req;
+  p->evcon = evhttp_request_get_connection(req);
+  p->ri = *ri;
+  p->t0 = t0;
+  if (p->evcon) evhttp_connection_set_closecb(p->evcon, on_pending_close, p);
+  fr_engine_process_async(sv->eng, &batch, webhook_accepted, p);
+  return 0; /* answered by webhook_accepted */
 }
 
 /* 200 when programs are loaded and the store answers a read (for Redis an EXISTS round
@@ -442,14 +497,16 @@ static int metrics(struct evhttp_request *req) {
   return 200;
 }
 
-static int route(Server *sv, struct evhttp_request *req, const char *path, ReqInfo *ri) {
+/* The status sent, or 0 when the answer comes later (a webhook POST: finish_request). */
+static int route(Server *sv, struct evhttp_request *req, const char *path, ReqInfo *ri,
+                 double t0) {
   const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
   enum evhttp_cmd_type m = evhttp_request_get_command(req);
   int get = m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD;
   if (strcmp(path, "/webhook") == 0) {
     ri->route = "/webhook";
     if (m == EVHTTP_REQ_GET) return handshake(sv, req, uri, ri);
-    if (m == EVHTTP_REQ_POST) return webhook_post(sv, req, ri);
+    if (m == EVHTTP_REQ_POST) return webhook_post(sv, req, ri, t0);
   } else if (strcmp(path, "/healthz") == 0) {
     ri->route = "/healthz";
     if (get) {
@@ -480,24 +537,13 @@ static void on_request(struct evhttp_request *req, void *arg) {
   double t0 = mono_s();
   const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
   const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-  const char *method = method_name(evhttp_request_get_command(req));
   if (!path) path = "";
   ReqInfo ri;
   memset(&ri, 0, sizeof ri);
   ri.route = "other";
-  int code = route(sv, req, path, &ri);
-  double dt = mono_s() - t0;
-  fr_metrics_request(ri.route, method, code);
-  if (strcmp(ri.route, "/webhook") == 0 && strcmp(method, "POST") == 0)
-    fr_metrics_webhook_latency(dt);
-  json_t *f = json_object();
-  json_object_set_new(f, "method", json_string(method));
-  json_object_set_new(f, "path", json_string(ri.route));
-  json_object_set_new(f, "status", json_integer(code));
-  json_object_set_new(f, "duration_ms", json_real((double)(long long)(dt * 1e6) / 1e3));
-  if (ri.has_items) json_object_set_new(f, "items", json_integer(ri.items));
-  if (ri.why[0]) json_object_set_new(f, "why", json_string(ri.why));
-  fr_log("request", f);
+  ri.method = method_name(evhttp_request_get_command(req));
+  int code = route(sv, req, path, &ri, t0);
+  if (code) finish_request(&ri, t0, code);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -658,6 +704,7 @@ int fr_serve_main(int argc, char **argv) {
   } else {
     sv.store = fr_store_memory_new();
   }
+  if (sv.store && sv.base) fr_store_attach(sv.store, sv.base);
   if (sv.cfg.services_path && sv.base) {
     char serr[600];
     sv.svc = fr_services_load(sv.base, sv.cfg.services_path, serr, sizeof serr);
@@ -727,6 +774,7 @@ int fr_serve_main(int argc, char **argv) {
 stop:
   for (int k = 0; k < 2; k++)
     if (sigs[k]) event_free(sigs[k]);
+  fr_engine_quiesce(sv.eng, 2000); /* the webhooks accepted get their answer */
   if (sv.http) evhttp_free(sv.http);
   fr_engine_free(sv.eng);
   fr_sender_free(sv.snd); /* what is still queued stays in the outboxes */

@@ -9,7 +9,9 @@
  * process's work is taken over), the dead-letter queue of sends that failed for good and
  * the audit records of form replies. Also the plain in-memory hash map (FrMap) the memory
  * store is built on. Single-threaded: the event loop owns a store. Redis calls are
- * synchronous (hiredis).
+ * synchronous (hiredis), except fr_store_enqueue_async, which a Redis store attached to the
+ * event loop answers through a second connection on hiredis's libevent adapter, so the
+ * webhooks that arrive together are accepted in one pipelined round trip.
  *
  * The protocol (docs/runtime.md, "Several processes"): an event is accepted by
  * fr_store_enqueue (dedup and append, one atomic step), which also gives the caller the
@@ -114,6 +116,19 @@ int fr_store_seen(FrStore *s, const char *skey, const char *wamid, int64_t now_m
  * owner's, gives owner the lease for lease_ms (FR_ENQ_RUN). */
 int fr_store_enqueue(FrStore *s, const char *skey, const char *wamid, const char *entry,
                      const char *owner, int64_t now_ms, int64_t lease_ms);
+/* fr_store_enqueue, answered through done(r, arg): exactly once, before this returns unless
+ * fr_store_async(s), then from the event loop in call order. The strings are copied. */
+typedef void (*FrEnqueueDone)(int r, void *arg);
+void fr_store_enqueue_async(FrStore *s, const char *skey, const char *wamid, const char *entry,
+                            const char *owner, int64_t now_ms, int64_t lease_ms,
+                            FrEnqueueDone done, void *arg);
+/* Lets the store answer fr_store_enqueue_async on base (Redis; the memory store ignores it).
+ * Before fr_store_free, the answers still due are given with -1. */
+struct event_base;
+void fr_store_attach(FrStore *s, struct event_base *base);
+/* 1 when fr_store_enqueue_async answers later; how many answers are still due. */
+int fr_store_async(const FrStore *s);
+size_t fr_store_pending(const FrStore *s);
 /* Moves the due timer id of skey into its inbox as entry (FR_ENQ_GONE when another process
  * did it first, or it was cancelled), with the lease as fr_store_enqueue. */
 int fr_store_fire(FrStore *s, const char *skey, uint32_t id, const char *entry,
@@ -212,6 +227,13 @@ typedef struct {
   long (*list_len)(FrStore *s, FrList l);
   int (*form_sent)(FrStore *s, const char *skey, const char *wamid, const char *token);
   int (*form_token)(FrStore *s, const char *skey, const char *wamid, char **token);
+  /* optional: NULL in the memory store */
+  void (*attach)(FrStore *s, struct event_base *base);
+  int (*enqueue_async)(FrStore *s, const char *skey, const char *wamid, const char *entry,
+                       const char *owner, int64_t now_ms, int64_t lease_ms, FrEnqueueDone done,
+                       void *arg); /* 0 issued, -1 not attached (answer at once instead) */
+  int (*async)(const FrStore *s); /* attached */
+  size_t (*pending)(const FrStore *s);
 } FrStoreOps;
 
 /* Every implementation's struct starts with this. */

@@ -23,6 +23,9 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
@@ -186,6 +189,9 @@ typedef struct {
   char *password;
   int down; /* the last call failed: log the recovery */
   char sha[S__COUNT][41]; /* the scripts' SHA1s on this connection */
+  struct event_base *evb;  /* set by fr_store_attach: the loop of the async connection */
+  redisAsyncContext *ac;   /* the async connection (fr_store_enqueue_async), or NULL */
+  size_t pending;          /* its calls not answered yet */
 } RedisStore;
 
 static char *key_of(const char *skey, const char *suffix) {
@@ -225,7 +231,7 @@ static redisReply *checked(RedisStore *s, const char *what, redisReply *r) {
 }
 
 /* Runs one command on a live connection; NULL on error (logged; the connection dropped). */
-static redisReply *rcmd(RedisStore *s, const char *what, int argc, const char **argv,
+static redisReply *redis_cmd(RedisStore *s, const char *what, int argc, const char **argv,
                         const size_t *lens);
 
 static int connect_now(RedisStore *s) {
@@ -244,16 +250,16 @@ static int connect_now(RedisStore *s) {
   const char *sel[2] = {"SELECT", dbs};
   redisReply *r;
   if (s->password) {
-    if (!(r = rcmd(s, "auth", 2, auth, NULL))) return -1;
+    if (!(r = redis_cmd(s, "auth", 2, auth, NULL))) return -1;
     freeReplyObject(r);
   }
   if (s->db) {
-    if (!(r = rcmd(s, "select", 2, sel, NULL))) return -1;
+    if (!(r = redis_cmd(s, "select", 2, sel, NULL))) return -1;
     freeReplyObject(r);
   }
   for (int i = 0; i < S__COUNT; i++) {
     const char *load[3] = {"SCRIPT", "LOAD", SCRIPTS[i]};
-    if (!(r = rcmd(s, "script_load", 3, load, NULL))) return -1;
+    if (!(r = redis_cmd(s, "script_load", 3, load, NULL))) return -1;
     snprintf(s->sha[i], sizeof s->sha[i], "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
   }
@@ -266,7 +272,7 @@ static int connect_now(RedisStore *s) {
   return 0;
 }
 
-static redisReply *rcmd(RedisStore *s, const char *what, int argc, const char **argv,
+static redisReply *redis_cmd(RedisStore *s, const char *what, int argc, const char **argv,
                         const size_t *lens) {
   if (!s->c && connect_now(s) != 0) return NULL;
   size_t l[64];
@@ -279,20 +285,19 @@ static redisReply *rcmd(RedisStore *s, const char *what, int argc, const char **
   return checked(s, what, redisCommandArgv(s->c, argc, argv, ls));
 }
 
-/* Runs script `which` (EVALSHA; EVAL when the server lost it) with nkeys keys, then the
- * rest of the n strings kv as arguments (kl: their lengths, NULL for C strings). */
-static redisReply *rscript(RedisStore *s, int which, const char *what, int nkeys, int n,
-                           const char **kv, const size_t *kl) {
-  if (!s->c && connect_now(s) != 0) return NULL;
+/* The EVALSHA command of script `which` with nkeys keys, then the rest of the n strings kv
+ * as arguments (kl: their lengths, NULL for C strings): malloc'd argv and lengths (n + 3
+ * each; argv[2] points into nk). -1 when out of memory. */
+static int script_argv(RedisStore *s, int which, int nkeys, int n, const char **kv,
+                       const size_t *kl, char nk[16], const char ***argvp, size_t **lensp) {
   const char **argv = malloc(((size_t)n + 3) * sizeof *argv);
   size_t *lens = malloc(((size_t)n + 3) * sizeof *lens);
   if (!argv || !lens) {
     free(argv);
     free(lens);
-    return NULL;
+    return -1;
   }
-  char nk[16];
-  snprintf(nk, sizeof nk, "%d", nkeys);
+  snprintf(nk, 16, "%d", nkeys);
   argv[0] = "EVALSHA";
   argv[1] = s->sha[which];
   argv[2] = nk;
@@ -301,6 +306,20 @@ static redisReply *rscript(RedisStore *s, int which, const char *what, int nkeys
     lens[i + 3] = kl ? kl[i] : strlen(kv[i]);
   }
   for (int i = 0; i < 3; i++) lens[i] = strlen(argv[i]);
+  *argvp = argv;
+  *lensp = lens;
+  return 0;
+}
+
+/* Runs script `which` (EVALSHA; EVAL when the server lost it) with nkeys keys, then the
+ * rest of the n strings kv as arguments (kl: their lengths, NULL for C strings). */
+static redisReply *rscript(RedisStore *s, int which, const char *what, int nkeys, int n,
+                           const char **kv, const size_t *kl) {
+  if (!s->c && connect_now(s) != 0) return NULL;
+  const char **argv;
+  size_t *lens;
+  char nk[16];
+  if (script_argv(s, which, nkeys, n, kv, kl, nk, &argv, &lens) != 0) return NULL;
   redisReply *r = redisCommandArgv(s->c, n + 3, argv, lens);
   if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
     freeReplyObject(r);
@@ -325,6 +344,7 @@ static long long script_int(redisReply *r) {
 
 static void r_free(FrStore *st) {
   RedisStore *s = (RedisStore *)st;
+  if (s->ac) redisAsyncFree(s->ac); /* the answers still due are given with -1 */
   drop_conn(s);
   free(s->password);
   free(s);
@@ -349,7 +369,7 @@ static int r_seen(FrStore *st, const char *skey, const char *wamid, int64_t now_
   char *k = msg_key(skey, wamid);
   if (!k) return -1;
   const char *argv[2] = {"EXISTS", k};
-  redisReply *r = rcmd(s, "exists", 2, argv, NULL);
+  redisReply *r = redis_cmd(s, "exists", 2, argv, NULL);
   free(k);
   if (!r) return -1;
   int seen = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
@@ -388,7 +408,7 @@ static int r_load(FrStore *st, const char *skey, uint8_t **bytes, size_t *len, i
   char *k = key_of(skey, "session");
   if (!k) return -1;
   const char *argv[2] = {"GET", k};
-  redisReply *r = rcmd(s, "load", 2, argv, NULL);
+  redisReply *r = redis_cmd(s, "load", 2, argv, NULL);
   free(k);
   if (!r) return -1;
   int rc = r->type == REDIS_REPLY_STRING ? split_state(r->str, r->len, bytes, len, prog) : 0;
@@ -421,24 +441,164 @@ static void lease_args_free(LeaseArgs *a) {
   for (int i = 0; i < 3; i++) free(a->k[i]);
 }
 
+/* The keys and arguments of ENQUEUE_LUA: kv[0..4] the keys inbox, lease, ready, outbox,
+ * dedup marker; kv[5..10] owner, lease ms, now ms, skey, the marker's TTL, entry. */
+typedef struct {
+  LeaseArgs a;
+  char *mk;
+  char ttl[32];
+  const char *kv[11];
+} EnqArgs;
+
+static int enq_args(EnqArgs *q, const char *skey, const char *wamid, const char *entry,
+                    const char *owner, int64_t now_ms, int64_t lease_ms) {
+  q->mk = wamid ? msg_key(skey, wamid) : key_of(skey, "msg:");
+  q->ttl[0] = 0;
+  if (wamid) snprintf(q->ttl, sizeof q->ttl, "%lld", (long long)(FR_DEDUP_TTL_MS / 1000));
+  int rc = lease_args(&q->a, skey, owner, now_ms, lease_ms);
+  const char *kv[11] = {q->a.kv[0], q->a.kv[1], q->a.kv[2], q->a.kv[3], q->mk, q->a.kv[4],
+                        q->a.kv[5], q->a.kv[6], q->a.kv[7], q->ttl,  entry};
+  memcpy(q->kv, kv, sizeof kv);
+  return rc == 0 && q->mk ? 0 : -1;
+}
+
+static void enq_args_free(EnqArgs *q) {
+  lease_args_free(&q->a);
+  free(q->mk);
+}
+
 static int r_enqueue(FrStore *st, const char *skey, const char *wamid, const char *entry,
                      const char *owner, int64_t now_ms, int64_t lease_ms) {
   RedisStore *s = (RedisStore *)st;
-  LeaseArgs a;
-  char *mk = wamid ? msg_key(skey, wamid) : key_of(skey, "msg:");
-  char ttl[32] = "";
-  if (wamid) snprintf(ttl, sizeof ttl, "%lld", (long long)(FR_DEDUP_TTL_MS / 1000));
+  EnqArgs q;
   long long r = -1;
-  if (lease_args(&a, skey, owner, now_ms, lease_ms) == 0 && mk) {
-    /* keys: inbox lease ready outbox marker; args: owner lease now skey ttl entry */
-    const char *kv[11] = {a.kv[0], a.kv[1], a.kv[2], a.kv[3], mk,   a.kv[4],
-                          a.kv[5], a.kv[6], a.kv[7], ttl,     entry};
-    r = script_int(rscript(s, S_ENQUEUE, "enqueue", 5, 11, kv, NULL));
-  }
-  lease_args_free(&a);
-  free(mk);
+  if (enq_args(&q, skey, wamid, entry, owner, now_ms, lease_ms) == 0)
+    r = script_int(rscript(s, S_ENQUEUE, "enqueue", 5, 11, q.kv, NULL));
+  enq_args_free(&q);
   return r < -1 ? -1 : (int)r;
 }
+
+/* ---- the asynchronous connection (hiredis's libevent adapter) ---- */
+
+/* One fr_store_enqueue_async waiting for its answer, with copies of its arguments (to run it
+ * again with EVAL when the server lost the script). */
+typedef struct {
+  RedisStore *s;
+  FrEnqueueDone done;
+  void *arg;
+  char *skey, *wamid, *entry, *owner;
+  int64_t now_ms, lease_ms;
+} AsyncEnq;
+
+static void async_enq_free(AsyncEnq *q) {
+  free(q->skey);
+  free(q->wamid);
+  free(q->entry);
+  free(q->owner);
+  free(q);
+}
+
+static void on_async_connect(const redisAsyncContext *ac, int status) {
+  RedisStore *s = ac->data;
+  if (status == REDIS_OK) return;
+  log_error(s, "async_connect", ac->errstr);
+  if (s->ac == ac) s->ac = NULL; /* hiredis frees it */
+}
+
+static void on_async_disconnect(const redisAsyncContext *ac, int status) {
+  RedisStore *s = ac->data;
+  if (status != REDIS_OK) log_error(s, "async", ac->errstr);
+  if (s->ac == ac) s->ac = NULL;
+}
+
+static void on_enqueued(redisAsyncContext *ac, void *reply, void *priv) {
+  AsyncEnq *q = priv;
+  RedisStore *s = q->s;
+  redisReply *r = reply;
+  s->pending--;
+  int v = -1;
+  if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+    v = (int)r->integer;
+  } else if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+    v = r_enqueue(&s->base, q->skey, q->wamid, q->entry, q->owner, q->now_ms, q->lease_ms);
+  } else {
+    log_error(s, "enqueue", r && r->type == REDIS_REPLY_ERROR ? r->str
+                            : ac && ac->errstr[0]        ? ac->errstr
+                                                         : "no reply");
+  }
+  q->done(v, q->arg);
+  async_enq_free(q);
+}
+
+/* The asynchronous connection, opened on first use (the scripts are loaded through the
+ * synchronous one: the script cache is the server's). NULL when it cannot be opened. */
+static redisAsyncContext *async_conn(RedisStore *s) {
+  if (s->ac) return s->ac;
+  if (!s->evb || (!s->c && connect_now(s) != 0)) return NULL;
+  redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+  if (!ac || ac->err) {
+    log_error(s, "async_connect", ac ? ac->errstr : "out of memory");
+    if (ac) redisAsyncFree(ac);
+    return NULL;
+  }
+  ac->data = s;
+  if (redisLibeventAttach(ac, s->evb) != REDIS_OK) {
+    redisAsyncFree(ac);
+    return NULL;
+  }
+  redisAsyncSetConnectCallback(ac, on_async_connect);
+  redisAsyncSetDisconnectCallback(ac, on_async_disconnect);
+  char dbs[16];
+  snprintf(dbs, sizeof dbs, "%d", s->db);
+  const char *auth[2] = {"AUTH", s->password};
+  const char *sel[2] = {"SELECT", dbs};
+  if (s->password) redisAsyncCommandArgv(ac, NULL, NULL, 2, auth, NULL);
+  if (s->db) redisAsyncCommandArgv(ac, NULL, NULL, 2, sel, NULL);
+  s->ac = ac;
+  return ac;
+}
+
+static int r_enqueue_async(FrStore *st, const char *skey, const char *wamid, const char *entry,
+                           const char *owner, int64_t now_ms, int64_t lease_ms,
+                           FrEnqueueDone done, void *arg) {
+  RedisStore *s = (RedisStore *)st;
+  redisAsyncContext *ac = async_conn(s);
+  if (!ac) return -1;
+  AsyncEnq *q = calloc(1, sizeof *q);
+  EnqArgs ea;
+  const char **argv = NULL;
+  size_t *lens = NULL;
+  char nk[16];
+  int rc = -1;
+  if (q && enq_args(&ea, skey, wamid, entry, owner, now_ms, lease_ms) == 0 &&
+      script_argv(s, S_ENQUEUE, 5, 11, ea.kv, NULL, nk, &argv, &lens) == 0) {
+    q->s = s;
+    q->done = done;
+    q->arg = arg;
+    q->now_ms = now_ms;
+    q->lease_ms = lease_ms;
+    q->skey = strdup(skey);
+    q->wamid = wamid ? strdup(wamid) : NULL;
+    q->entry = strdup(entry);
+    q->owner = strdup(owner);
+    if (q->skey && (!wamid || q->wamid) && q->entry && q->owner &&
+        redisAsyncCommandArgv(ac, on_enqueued, q, 14, argv, lens) == REDIS_OK)
+      rc = 0;
+  }
+  if (q) enq_args_free(&ea);
+  free(argv);
+  free(lens);
+  if (rc != 0) {
+    if (q) async_enq_free(q);
+    return -1;
+  }
+  s->pending++;
+  return 0;
+}
+
+static void r_attach(FrStore *st, struct event_base *base) { ((RedisStore *)st)->evb = base; }
+static int r_async(const FrStore *st) { return ((const RedisStore *)st)->evb != NULL; }
+static size_t r_pending(const FrStore *st) { return ((const RedisStore *)st)->pending; }
 
 static int r_fire(FrStore *st, const char *skey, uint32_t id, const char *entry,
                   const char *owner, int64_t now_ms, int64_t lease_ms) {
@@ -556,7 +716,7 @@ static int r_ready(FrStore *st, int64_t now_ms, size_t max, char ***keys, size_t
   snprintf(now, sizeof now, "%lld", (long long)now_ms);
   snprintf(cnt, sizeof cnt, "%zu", max);
   const char *argv[7] = {"ZRANGEBYSCORE", READY_KEY, "-inf", now, "LIMIT", "0", cnt};
-  redisReply *r = rcmd((RedisStore *)st, "ready", 7, argv, NULL);
+  redisReply *r = redis_cmd((RedisStore *)st, "ready", 7, argv, NULL);
   if (!r) return -1;
   take_strings(r, keys, n);
   freeReplyObject(r);
@@ -645,7 +805,7 @@ static int r_outbox_first(FrStore *st, const char *skey, char **entry) {
   char *k = key_of(skey, "outbox");
   if (!k) return -1;
   const char *argv[3] = {"LINDEX", k, "0"};
-  redisReply *r = rcmd(s, "outbox", 3, argv, NULL);
+  redisReply *r = redis_cmd(s, "outbox", 3, argv, NULL);
   free(k);
   if (!r) return -1;
   int found = 0;
@@ -686,7 +846,7 @@ static const char *const LIST_KEYS[2] = {"flowvm:dlq", "flowvm:forms"};
 
 static long r_list_len(FrStore *st, FrList l) {
   const char *argv[2] = {"LLEN", LIST_KEYS[l]};
-  redisReply *r = rcmd((RedisStore *)st, "list_len", 2, argv, NULL);
+  redisReply *r = redis_cmd((RedisStore *)st, "list_len", 2, argv, NULL);
   if (!r) return -1;
   long n = r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
   freeReplyObject(r);
@@ -695,7 +855,7 @@ static long r_list_len(FrStore *st, FrList l) {
 
 static int r_list_remove(FrStore *st, FrList l, const char *entry) {
   const char *argv[4] = {"LREM", LIST_KEYS[l], "1", entry};
-  redisReply *r = rcmd((RedisStore *)st, "list_remove", 4, argv, NULL);
+  redisReply *r = redis_cmd((RedisStore *)st, "list_remove", 4, argv, NULL);
   if (!r) return -1;
   int rc = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
   freeReplyObject(r);
@@ -705,14 +865,14 @@ static int r_list_remove(FrStore *st, FrList l, const char *entry) {
 static int r_list_push(FrStore *st, FrList l, const char *entry) {
   RedisStore *s = (RedisStore *)st;
   const char *argv[3] = {"RPUSH", LIST_KEYS[l], entry};
-  redisReply *r = rcmd(s, "list_push", 3, argv, NULL);
+  redisReply *r = redis_cmd(s, "list_push", 3, argv, NULL);
   if (!r) return -1;
   freeReplyObject(r);
   if (l == FR_LIST_FORMS) { /* the newest FR_FORMS_KEEP */
     char keep[24];
     snprintf(keep, sizeof keep, "-%d", FR_FORMS_KEEP);
     const char *trim[4] = {"LTRIM", LIST_KEYS[l], keep, "-1"};
-    if (!(r = rcmd(s, "list_trim", 4, trim, NULL))) return -1;
+    if (!(r = redis_cmd(s, "list_trim", 4, trim, NULL))) return -1;
     freeReplyObject(r);
   }
   return 0;
@@ -725,7 +885,7 @@ static int r_list_range(FrStore *st, FrList l, size_t max, char ***entries, size
   char last[32];
   snprintf(last, sizeof last, "%zu", max - 1);
   const char *argv[4] = {"LRANGE", LIST_KEYS[l], "0", last};
-  redisReply *r = rcmd((RedisStore *)st, "list_range", 4, argv, NULL);
+  redisReply *r = redis_cmd((RedisStore *)st, "list_range", 4, argv, NULL);
   if (!r) return -1;
   take_strings(r, entries, n);
   freeReplyObject(r);
@@ -736,7 +896,7 @@ static int r_form_sent(FrStore *st, const char *skey, const char *wamid, const c
   char *k = sub_key(skey, "sent", wamid);
   if (!k) return -1;
   const char *argv[5] = {"SET", k, token, "EX", "2592000"}; /* 30 days */
-  redisReply *r = rcmd((RedisStore *)st, "form_sent", 5, argv, NULL);
+  redisReply *r = redis_cmd((RedisStore *)st, "form_sent", 5, argv, NULL);
   free(k);
   if (!r) return -1;
   freeReplyObject(r);
@@ -747,7 +907,7 @@ static int r_form_token(FrStore *st, const char *skey, const char *wamid, char *
   char *k = sub_key(skey, "sent", wamid);
   if (!k) return -1;
   const char *argv[2] = {"GET", k};
-  redisReply *r = rcmd((RedisStore *)st, "form_token", 2, argv, NULL);
+  redisReply *r = redis_cmd((RedisStore *)st, "form_token", 2, argv, NULL);
   free(k);
   if (!r) return -1;
   int rc = 0;
@@ -764,7 +924,7 @@ static int r_due(FrStore *st, int64_t now_ms, size_t max, FrDue **due, size_t *n
   snprintf(now, sizeof now, "%lld", (long long)now_ms);
   snprintf(cnt, sizeof cnt, "%zu", max);
   const char *argv[7] = {"ZRANGEBYSCORE", TIMERS_KEY, "-inf", now, "LIMIT", "0", cnt};
-  redisReply *r = rcmd(s, "due", 7, argv, NULL);
+  redisReply *r = redis_cmd(s, "due", 7, argv, NULL);
   if (!r) return -1;
   if (r->type == REDIS_REPLY_ARRAY && r->elements) {
     FrDue *d = calloc(r->elements, sizeof *d);
@@ -822,6 +982,10 @@ static const FrStoreOps redis_ops = {
     .list_len = r_list_len,
     .form_sent = r_form_sent,
     .form_token = r_form_token,
+    .attach = r_attach,
+    .enqueue_async = r_enqueue_async,
+    .async = r_async,
+    .pending = r_pending,
 };
 /* redis://[[user]:password@]host[:port][/db] */
 static int parse_url(RedisStore *s, const char *url, char *err, size_t errlen) {
@@ -882,7 +1046,7 @@ FrStore *fr_store_redis_new(const char *url, char *err, size_t errlen) {
     return NULL;
   }
   const char *ping[1] = {"PING"};
-  redisReply *r = rcmd(s, "ping", 1, ping, NULL);
+  redisReply *r = redis_cmd(s, "ping", 1, ping, NULL);
   if (!r) {
     snprintf(err, errlen, "cannot reach Redis at %s:%d (see the store_error line)", s->host,
              s->port);
