@@ -450,3 +450,81 @@ void fr_metrics_reload(const char *outcome) {
   const char *v[] = {outcome};
   fr_metric_add(g_reloads, v, 1);
 }
+
+/* ---- several workers ---- */
+
+/* The block of metric `name` in text (from its "# HELP name " line to the next "# HELP"),
+ * or NULL; *len set. */
+static const char *find_block(const char *text, const char *name, size_t nl, size_t *len) {
+  for (const char *p = text; p && *p;) {
+    if (strncmp(p, "# HELP ", 7) == 0 && strncmp(p + 7, name, nl) == 0 && p[7 + nl] == ' ') {
+      const char *end = strstr(p + 1, "\n# HELP ");
+      *len = end ? (size_t)(end + 1 - p) : strlen(p);
+      return p;
+    }
+    p = strchr(p, '\n');
+    if (p) p++;
+  }
+  return NULL;
+}
+
+/* The sample lines of a block, each with worker="w" as its first label. */
+static void put_samples(Buf *b, const char *blk, size_t len, size_t w) {
+  const char *end = blk + len;
+  for (const char *p = blk; p < end;) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    if (*p != '#' && le > p) {
+      size_t name = strcspn(p, "{ ");
+      if (name > (size_t)(le - p)) name = (size_t)(le - p);
+      fr_buf_put(b, p, name);
+      fr_buf_putf(b, "{worker=\"%zu\"", w);
+      const char *rest = p + name;
+      if (*rest == '{') {
+        rest++;
+        if (*rest != '}') fr_buf_puts(b, ",");
+      } else {
+        fr_buf_puts(b, "}");
+      }
+      fr_buf_put(b, rest, (size_t)(le - rest));
+      fr_buf_puts(b, "\n");
+    }
+    p = le + 1;
+  }
+}
+
+char *fr_metrics_merge(const char *const *texts, size_t n) {
+  Buf b = {0};
+  fr_buf_puts(&b, "");
+  size_t first = 0;
+  while (first < n && !texts[first]) first++;
+  for (const char *p = first < n ? texts[first] : NULL; p && *p;) {
+    if (strncmp(p, "# HELP ", 7) == 0) {
+      const char *name = p + 7;
+      size_t nl = strcspn(name, " \n");
+      size_t len;
+      const char *own = find_block(p, name, nl, &len);
+      const char *hdr_end = own;
+      for (int k = 0; k < 2 && hdr_end; k++) { /* the HELP and TYPE lines */
+        hdr_end = strchr(hdr_end, '\n');
+        if (hdr_end) hdr_end++;
+      }
+      if (!hdr_end) hdr_end = own + len;
+      fr_buf_put(&b, own, (size_t)(hdr_end - own));
+      for (size_t w = 0; w < n; w++) {
+        size_t wl;
+        const char *blk = texts[w] ? find_block(texts[w], name, nl, &wl) : NULL;
+        if (blk) put_samples(&b, blk, wl, w);
+      }
+      p = own + len;
+    } else {
+      const char *nlp = strchr(p, '\n');
+      p = nlp ? nlp + 1 : NULL;
+    }
+  }
+  if (b.oom) {
+    free(b.p);
+    return NULL;
+  }
+  return b.p;
+}

@@ -75,4 +75,9 @@ void fr_metrics_reply_latency(double seconds);
 void fr_metrics_programs(int n);
 void fr_metrics_reload(const char *outcome);
 
+/* Merges the renderings of n worker processes (texts[i] NULL: that worker has published
+ * nothing yet) into one exposition: each metric's HELP and TYPE once, then the samples of
+ * every worker with a worker="i" label first. A malloc'd string, NULL when out of memory. */
+char *fr_metrics_merge(const char *const *texts, size_t n);
+
 #endif

@@ -486,8 +486,14 @@ static int readyz(Server *sv, struct evhttp_request *req, ReqInfo *ri) {
   return why ? 503 : 200;
 }
 
-static int metrics(struct evhttp_request *req) {
+static int metrics(Server *sv, struct evhttp_request *req) {
   char *text = fr_metrics_render();
+  if (text && sv->worker) { /* every worker's, merged */
+    fr_workers_publish(sv->worker - 1, text);
+    char *all = fr_workers_metrics(sv->worker - 1, text);
+    free(text);
+    text = all;
+  }
   if (!text) {
     reply_error(req, 500, "out of memory");
     return 500;
@@ -518,7 +524,7 @@ static int route(Server *sv, struct evhttp_request *req, const char *path, ReqIn
     if (get) return readyz(sv, req, ri);
   } else if (strcmp(path, "/metrics") == 0) {
     ri->route = "/metrics";
-    if (get) return metrics(req);
+    if (get) return metrics(sv, req);
   } else if (strcmp(path, "/v1/events") == 0) {
     ri->route = "/v1/events";
     return fr_events_handle(sv->eng, sv->cfg.events_token, req, ri->why);
@@ -544,6 +550,17 @@ static void on_request(struct evhttp_request *req, void *arg) {
   ri.method = method_name(evhttp_request_get_command(req));
   int code = route(sv, req, path, &ri, t0);
   if (code) finish_request(&ri, t0, code);
+}
+
+/* With workers: this worker's metrics into its shared slot, every second, so that the
+ * worker that answers GET /metrics has them (at most a second old). */
+static void on_publish(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  Server *sv = arg;
+  char *text = fr_metrics_render();
+  if (text) fr_workers_publish(sv->worker - 1, text);
+  free(text);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -691,7 +708,7 @@ int fr_serve_main(int argc, char **argv) {
     setenv("FLOWVM_NODE_ID", node, 1);
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  struct event *sigs[2] = {NULL, NULL};
+  struct event *sigs[2] = {NULL, NULL}, *publish = NULL;
   sv.base = event_base_new();
   sv.http = sv.base ? evhttp_new(sv.base) : NULL;
   if (sv.cfg.redis_url) {
@@ -748,6 +765,12 @@ int fr_serve_main(int argc, char **argv) {
     if (ss.ss_family == AF_INET) port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     else if (ss.ss_family == AF_INET6) port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
   }
+  if (sv.worker) {
+    struct timeval sec = {1, 0};
+    publish = event_new(sv.base, -1, EV_PERSIST, on_publish, &sv);
+    if (publish) event_add(publish, &sec);
+    on_publish(-1, 0, &sv);
+  }
   sigs[0] = evsignal_new(sv.base, SIGTERM, on_signal, &sv);
   sigs[1] = evsignal_new(sv.base, SIGINT, on_signal, &sv);
   for (int k = 0; k < 2; k++)
@@ -774,6 +797,7 @@ int fr_serve_main(int argc, char **argv) {
 stop:
   for (int k = 0; k < 2; k++)
     if (sigs[k]) event_free(sigs[k]);
+  if (publish) event_free(publish);
   fr_engine_quiesce(sv.eng, 2000); /* the webhooks accepted get their answer */
   if (sv.http) evhttp_free(sv.http);
   fr_engine_free(sv.eng);

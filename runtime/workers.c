@@ -2,7 +2,8 @@
  * forks, waits and signals: a worker that exits by itself (a crash, kill -9) is started
  * again after a short pause, with the same number, so it keeps its lease owner token and
  * takes its sessions back at once; a stop signal is passed to every worker, whose own
- * SIGTERM handling lets the accepted work finish.
+ * SIGTERM handling lets the accepted work finish. The metrics slots are one anonymous
+ * shared mapping: slot i is written only by worker i.
  */
 #define _DEFAULT_SOURCE
 #include <errno.h>
@@ -12,15 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "workers.h"
 
 #define MAX_WORKERS 64
@@ -53,6 +57,64 @@ int fr_workers_listen(const char *host, unsigned port, char *err, size_t errlen)
   }
   freeaddrinfo(res);
   return fd;
+}
+
+#define SLOT_BYTES (1u << 20) /* a worker's metrics text, at most */
+
+typedef struct {
+  unsigned seq; /* odd while being written (__atomic builtins: the slot is shared) */
+  unsigned len;
+  char text[SLOT_BYTES - 2 * sizeof(unsigned)];
+} Slot;
+
+static Slot *g_slots;
+static int g_nslots;
+
+int fr_workers_publish(int index, const char *text) {
+  size_t n = strlen(text);
+  if (!g_slots || index < 0 || index >= g_nslots || n >= sizeof g_slots[0].text) return -1;
+  Slot *s = &g_slots[index];
+  __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
+  memcpy(s->text, text, n + 1);
+  __atomic_store_n(&s->len, (unsigned)n, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&s->seq, 1, __ATOMIC_ACQ_REL);
+  return 0;
+}
+
+/* A copy of slot i, NULL when it is empty or keeps changing. */
+static char *read_slot(int i) {
+  Slot *s = &g_slots[i];
+  for (int tries = 0; tries < 100; tries++) {
+    unsigned a = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+    if (a == 0) return NULL; /* never published */
+    if (a & 1) {
+      sched_yield();
+      continue;
+    }
+    unsigned n = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+    if (n >= sizeof s->text) return NULL;
+    char *c = malloc(n + 1);
+    if (!c) return NULL;
+    memcpy(c, s->text, n);
+    c[n] = 0;
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) == a) return c;
+    free(c);
+  }
+  return NULL;
+}
+
+char *fr_workers_metrics(int index, const char *own) {
+  if (!g_slots) return strdup(own);
+  const char *texts[MAX_WORKERS];
+  char *copies[MAX_WORKERS];
+  for (int i = 0; i < g_nslots; i++) {
+    copies[i] = i == index ? NULL : read_slot(i);
+    texts[i] = i == index ? own : copies[i];
+  }
+  char *m = fr_metrics_merge(texts, (size_t)g_nslots);
+  for (int i = 0; i < g_nslots; i++) free(copies[i]);
+  return m;
 }
 
 static volatile sig_atomic_t g_stop;
@@ -88,6 +150,12 @@ int fr_workers_run(int n, int *index, int *status) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
   *status = 0;
+  void *m = mmap(NULL, (size_t)n * sizeof(Slot), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m != MAP_FAILED) { /* pages untouched until written: cheap for idle slots */
+    g_slots = m;
+    g_nslots = n;
+  }
   for (int i = 0; i < n; i++) {
     pids[i] = start();
     if (pids[i] == 0) {

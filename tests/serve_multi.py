@@ -334,6 +334,24 @@ def main():
         sup = w.procs["w"].pid
         kids = subprocess.run(["pgrep", "-P", str(sup)], capture_output=True, text=True).stdout.split()
         check("two worker processes", 2, len(kids))
+        # GET /metrics from either worker: the samples of both, with a worker label, whose
+        # sum counts every message once (a worker's own part is at most a second old)
+        time.sleep(1.5)
+        for k in range(4):
+            c = http.client.HTTPConnection("127.0.0.1", w.vm_ports["w"], timeout=10)
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+            c.close()
+            items = [l for l in text.splitlines() if l.startswith("flowvm_webhook_items_total{")]
+            workers = {l.split('worker="')[1].split('"')[0] for l in items}
+            total = sum(float(l.rsplit(" ", 1)[1]) for l in items)
+            helps = text.count("# HELP flowvm_webhook_items_total ")
+            if workers != {"0", "1"} or total != 140 or helps != 1:
+                bad("metrics of both workers (scrape %d: workers %s, %g messages, %d HELP)"
+                    % (k, sorted(workers), total, helps))
+                break
+        else:
+            ok("GET /metrics merges both workers (140 messages: 20 users x 7, one HELP per metric)")
         sent[0] = 0
 
         def kill_worker(u, i):

@@ -193,6 +193,30 @@ START_TEST(threads) {
 }
 END_TEST
 
+START_TEST(merge_workers) {
+  const char *a = "# HELP x_total X.\n# TYPE x_total counter\nx_total{k=\"a\"} 1\n"
+                  "# HELP up Up.\n# TYPE up gauge\nup 1\n"
+                  "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\n"
+                  "h_count 2\n";
+  const char *b = "# HELP x_total X.\n# TYPE x_total counter\nx_total{k=\"a\"} 5\n"
+                  "x_total{k=\"b\"} 1\n# HELP up Up.\n# TYPE up gauge\nup 0\n"
+                  "# HELP h H.\n# TYPE h histogram\nh_count 0\n";
+  const char *texts[3] = {a, NULL, b};
+  char *m = fr_metrics_merge(texts, 3);
+  ck_assert_str_eq(m, "# HELP x_total X.\n# TYPE x_total counter\n"
+                      "x_total{worker=\"0\",k=\"a\"} 1\nx_total{worker=\"2\",k=\"a\"} 5\n"
+                      "x_total{worker=\"2\",k=\"b\"} 1\n"
+                      "# HELP up Up.\n# TYPE up gauge\nup{worker=\"0\"} 1\nup{worker=\"2\"} 0\n"
+                      "# HELP h H.\n# TYPE h histogram\nh_bucket{worker=\"0\",le=\"+Inf\"} 2\n"
+                      "h_sum{worker=\"0\"} 3\nh_count{worker=\"0\"} 2\nh_count{worker=\"2\"} 0\n");
+  free(m);
+  const char *none[2] = {NULL, NULL};
+  m = fr_metrics_merge(none, 2);
+  ck_assert_str_eq(m, "");
+  free(m);
+}
+END_TEST
+
 START_TEST(flowvm_metrics) {
   ck_assert_ptr_null(fr_metrics_render()); /* before init: nothing, and calls are no-ops */
   fr_metrics_message("text");
@@ -260,6 +284,7 @@ static Suite *suite(void) {
   tcase_add_test(t, series_cap);
   tcase_add_test(t, threads);
   tcase_add_test(t, flowvm_metrics);
+  tcase_add_test(t, merge_workers);
   tcase_add_test(t, admin_bearer);
   suite_add_tcase(s, t);
   return s;
