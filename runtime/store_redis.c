@@ -1034,6 +1034,39 @@ static int parse_url(RedisStore *s, const char *url, char *err, size_t errlen) {
   return 0;
 }
 
+/* The value of a CONFIG GET, malloc'd, or NULL (CONFIG may be renamed away: not an error). */
+static char *config_get(RedisStore *s, const char *name) {
+  const char *argv[3] = {"CONFIG", "GET", name};
+  redisReply *r = redisCommandArgv(s->c, 3, argv, NULL);
+  char *v = NULL;
+  if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+      r->element[1]->type == REDIS_REPLY_STRING)
+    v = strndup(r->element[1]->str, r->element[1]->len);
+  if (r) freeReplyObject(r);
+  return v;
+}
+
+/* A webhook is answered 200 once Redis has it in memory; what survives a crash of the Redis
+ * host depends on its persistence (docs/runtime.md, "Redis"): said once, at start. */
+static void check_durability(RedisStore *s) {
+  char *aof = config_get(s, "appendonly"), *fsync = config_get(s, "appendfsync");
+  const char *why = NULL;
+  if (aof && strcmp(aof, "yes") != 0)
+    why = "Redis keeps no append-only file: a crash of Redis loses the webhooks accepted "
+          "since its last snapshot (appendonly yes, appendfsync always is the safe setting)";
+  else if (aof && fsync && strcmp(fsync, "always") != 0)
+    why = "Redis syncs its append-only file less than on every write: a crash of the Redis "
+          "host can lose the last second of accepted webhooks (appendfsync always is the "
+          "safe setting)";
+  json_t *f = json_object();
+  json_object_set_new(f, "appendonly", aof ? json_string(aof) : json_null());
+  json_object_set_new(f, "appendfsync", fsync ? json_string(fsync) : json_null());
+  if (why) json_object_set_new(f, "warning", json_string(why));
+  fr_log("store_durability", f);
+  free(aof);
+  free(fsync);
+}
+
 FrStore *fr_store_redis_new(const char *url, char *err, size_t errlen) {
   RedisStore *s = calloc(1, sizeof *s);
   if (!s) {
@@ -1054,5 +1087,6 @@ FrStore *fr_store_redis_new(const char *url, char *err, size_t errlen) {
     return NULL;
   }
   freeReplyObject(r);
+  check_durability(s);
   return &s->base;
 }

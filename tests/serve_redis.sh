@@ -113,6 +113,12 @@ envelope() { wa_envelope "$@"; }
 
 start_vm || { bad "flowvm did not start with Redis"; finish; }
 if grep -q '"store":"redis"' "$LOG"; then ok "listening with the redis store"; else bad "store not redis"; fi
+# this redis-server runs without an append-only file: said once at start
+if grep '"event":"store_durability"' "$LOG" | grep -q '"appendonly":"no".*"warning":"Redis keeps no append-only file'; then
+  ok "the durability of Redis is logged at start (no AOF: a warning)"
+else
+  bad "no store_durability warning"
+fi
 
 # a bad URL and an unreachable Redis are clear start errors
 FLOWVM_REDIS_URL=http://nope "$FLOWVM" serve --listen 127.0.0.1:0 "$TMP/menu.fbc" 2> "$TMP/bad.err" > /dev/null
