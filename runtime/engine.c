@@ -112,6 +112,20 @@ static void log_store_failed(const char *pnid, const char *wa, const char *what)
   fr_log("store_failed", f);
 }
 
+/* What a commit leaves to run next: the inbox's next entry and the state it runs on. */
+typedef struct {
+  char *head;
+  uint8_t *bytes; /* NULL: no session */
+  size_t len;
+  int prog;
+} Next;
+
+static void next_free(Next *nx) {
+  free(nx->head);
+  free(nx->bytes);
+  memset(nx, 0, sizeof *nx);
+}
+
 /* ---- the run queue ---- */
 
 /* Queues skey (whose lease this process holds) to be run by the kick event. */
@@ -141,6 +155,56 @@ static void schedule(FrEngine *e, const char *skey) {
 static void own(FrEngine *e, const char *skey) {
   if (fr_map_put(e->owned, skey, "", 0, 0, 0) != 0) e->need_recover = 1;
   schedule(e, skey);
+}
+
+/* A prefetch kept as the owned map's value until run_session takes it: prog (int32), the
+ * head's length (uint32), whether there is a state (uint32), the head, the state. */
+typedef struct {
+  int32_t prog;
+  uint32_t head_len, has_state;
+} PrefetchHdr;
+
+/* own, with what fr_store_next would answer now (pf; NULL: nothing known). */
+static void own_prefetched(FrEngine *e, const char *skey, const FrPrefetch *pf) {
+  if (!pf) {
+    own(e, skey);
+    return;
+  }
+  PrefetchHdr h = {pf->prog, (uint32_t)pf->head_len, pf->state != NULL};
+  size_t n = sizeof h + pf->head_len + pf->len;
+  uint8_t *v = malloc(n);
+  if (!v) {
+    own(e, skey);
+    return;
+  }
+  memcpy(v, &h, sizeof h);
+  memcpy(v + sizeof h, pf->head, pf->head_len);
+  if (pf->len) memcpy(v + sizeof h + pf->head_len, pf->state, pf->len);
+  if (fr_map_put(e->owned, skey, v, n, 0, 0) != 0) e->need_recover = 1;
+  free(v);
+  schedule(e, skey);
+}
+
+/* Takes the prefetch kept for skey into nx (malloc'd copies): 1, or 0 when there is none
+ * (or out of memory). The entry is left owned without a prefetch either way. */
+static int take_prefetch(FrEngine *e, const char *skey, Next *nx) {
+  const uint8_t *v;
+  size_t n;
+  PrefetchHdr h;
+  if (!fr_map_get(e->owned, skey, 0, &v, &n, NULL) || n < sizeof h) return 0;
+  memcpy(&h, v, sizeof h);
+  int ok = n >= sizeof h + h.head_len && (nx->head = strndup((const char *)v + sizeof h,
+                                                              h.head_len)) != NULL;
+  if (ok && h.has_state) {
+    nx->len = n - sizeof h - h.head_len;
+    nx->bytes = malloc(nx->len ? nx->len : 1);
+    if (nx->bytes) memcpy(nx->bytes, v + sizeof h + h.head_len, nx->len);
+    else ok = 0;
+  }
+  nx->prog = h.prog;
+  fr_map_put(e->owned, skey, "", 0, 0, 0); /* a copy of the same size or smaller: cannot fail */
+  if (!ok) next_free(nx);
+  return ok;
 }
 
 /* ---- the outbox ---- */
@@ -569,19 +633,6 @@ static void form_record(FrEngine *e, const char *key, const char *wamid, const c
 
 /* ---- running a session ---- */
 
-/* What a commit leaves to run next: the inbox's next entry and the state it runs on. */
-typedef struct {
-  char *head;
-  uint8_t *bytes; /* NULL: no session */
-  size_t len;
-  int prog;
-} Next;
-
-static void next_free(Next *nx) {
-  free(nx->head);
-  free(nx->bytes);
-  memset(nx, 0, sizeof *nx);
-}
 
 /* After a successful commit c of key whose new state is bytes (taken over; NULL: none):
  * fills nx with the inbox's next entry, hands the outbox's oldest to the sender, and drops
@@ -933,7 +984,8 @@ static void run_session(FrEngine *e, const char *key) {
   if (!fr_map_get(e->owned, key, 0, NULL, NULL, NULL)) return;
   Next nx;
   memset(&nx, 0, sizeof nx);
-  int r = fr_store_next(e->store, key, g_owner, &nx.head, &nx.bytes, &nx.len, &nx.prog);
+  int r = take_prefetch(e, key, &nx) ? 1
+          : fr_store_next(e->store, key, g_owner, &nx.head, &nx.bytes, &nx.len, &nx.prog);
   if (r == 0) {
     run_idle(e, key);
     return;
@@ -1030,7 +1082,8 @@ static int accept_prepare(FrEngine *e, const FrItem *it, Accept *a) {
 }
 
 /* What follows fr_store_enqueue's answer r for a prepared message: 0, or -1 (r < 0). */
-static int accept_finish(FrEngine *e, const FrItem *it, Accept *a, int r) {
+static int accept_finish(FrEngine *e, const FrItem *it, Accept *a, int r,
+                         const FrPrefetch *pf) {
   if (r >= 0 && (r & FR_ENQ_DUP) && a->has_event && a->ev.kind == FV_EV_FORM)
     form_record(e, a->key, it->id.p, a->form, a->ev.text, a->ev.text_len, a->ev.data,
                 "duplicate", "this message was delivered before");
@@ -1040,7 +1093,7 @@ static int accept_finish(FrEngine *e, const FrItem *it, Accept *a, int r) {
     if (!(r & FR_ENQ_DUP)) json_object_set_new(f, "type", json_string(str(&it->type)));
     fr_log(r & FR_ENQ_DUP ? "duplicate" : "message", f);
     if (r & FR_ENQ_DUP) fr_metrics_duplicate();
-    if (r & FR_ENQ_RUN) own(e, a->key);
+    if (r & FR_ENQ_RUN) own_prefetched(e, a->key, pf);
   }
   accept_free(a);
   return r < 0 ? -1 : 0;
@@ -1054,7 +1107,8 @@ static int process_item(FrEngine *e, const FrItem *it) {
     int p = accept_prepare(e, it, &a);
     if (p <= 0) return p;
     return accept_finish(e, it, &a, fr_store_enqueue(e->store, a.key, it->id.p, a.entry,
-                                                     g_owner, now_ms(), e->lease_ms));
+                                                     g_owner, now_ms(), e->lease_ms),
+                         NULL);
   }
   case FR_ITEM_STATUS: {
     json_t *f = json_object();
@@ -1154,7 +1208,7 @@ static void intake_end(Intake *j) {
   free(j);
 }
 
-static void intake_answered(int r, void *arg) {
+static void intake_answered(int r, const FrPrefetch *pf, void *arg) {
   Intake *j = arg;
   if (j->orphan) {
     accept_free(&j->a);
@@ -1162,7 +1216,7 @@ static void intake_answered(int r, void *arg) {
     free(j);
     return;
   }
-  if (accept_finish(j->e, &j->batch.items[j->i], &j->a, r) != 0) j->failed = 1;
+  if (accept_finish(j->e, &j->batch.items[j->i], &j->a, r, pf) != 0) j->failed = 1;
   j->i++;
   intake_step(j);
 }

@@ -192,7 +192,7 @@ void fr_store_enqueue_async(FrStore *s, const char *skey, const char *wamid, con
   if (s->ops->enqueue_async &&
       s->ops->enqueue_async(s, skey, wamid, entry, owner, now_ms, lease_ms, done, arg) == 0)
     return;
-  done(s->ops->enqueue(s, skey, wamid, entry, owner, now_ms, lease_ms), arg);
+  done(s->ops->enqueue(s, skey, wamid, entry, owner, now_ms, lease_ms), NULL, arg);
 }
 void fr_store_attach(FrStore *s, struct event_base *base) {
   if (s->ops->attach) s->ops->attach(s, base);

@@ -116,9 +116,19 @@ int fr_store_seen(FrStore *s, const char *skey, const char *wamid, int64_t now_m
  * owner's, gives owner the lease for lease_ms (FR_ENQ_RUN). */
 int fr_store_enqueue(FrStore *s, const char *skey, const char *wamid, const char *entry,
                      const char *owner, int64_t now_ms, int64_t lease_ms);
-/* fr_store_enqueue, answered through done(r, arg): exactly once, before this returns unless
- * fr_store_async(s), then from the event loop in call order. The strings are copied. */
-typedef void (*FrEnqueueDone)(int r, void *arg);
+/* fr_store_enqueue, answered through done(r, pf, arg): exactly once, before this returns
+ * unless fr_store_async(s), then from the event loop in call order. The strings are copied.
+ * When r has FR_ENQ_RUN, pf may (Redis) give what fr_store_next would answer at that moment,
+ * saving the runner that round trip: the inbox's oldest entry and the stored state
+ * (borrowed for the call; state NULL when there is no session). */
+typedef struct {
+  const char *head;
+  size_t head_len;
+  const uint8_t *state;
+  size_t len;
+  int prog;
+} FrPrefetch;
+typedef void (*FrEnqueueDone)(int r, const FrPrefetch *pf, void *arg);
 void fr_store_enqueue_async(FrStore *s, const char *skey, const char *wamid, const char *entry,
                             const char *owner, int64_t now_ms, int64_t lease_ms,
                             FrEnqueueDone done, void *arg);

@@ -59,7 +59,10 @@
   "  return 2\n"                                                                           \
   "end\n"
 
-/* KEYS 5: the dedup marker. ARGV 5: its TTL in s ('' = none), 6: the entry. */
+/* KEYS 5: the dedup marker, 6: the session. ARGV 5: its TTL in s ('' = none), 6: the
+ * entry, 7: '1' to be given, with the lease, the inbox's oldest entry and the state (what
+ * NEXT_LUA would answer). Returns the FR_ENQ_ bits; with the lease and ARGV 7, {bits,
+ * oldest entry ('' = none), state ('' = none)}. */
 static const char ENQUEUE_LUA[] = LEASE_TAKE_LUA
     "local r = 0\n"
     "if ARGV[5] ~= '' and not redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[5]) then\n"
@@ -67,7 +70,11 @@ static const char ENQUEUE_LUA[] = LEASE_TAKE_LUA
     "else\n"
     "  redis.call('RPUSH', KEYS[1], ARGV[6])\n"
     "end\n"
-    "return r + take(r == 0)\n";
+    "r = r + take(r == 0)\n"
+    "if r >= 2 and ARGV[7] == '1' then\n"
+    "  return {r, redis.call('LINDEX', KEYS[1], 0) or '', redis.call('GET', KEYS[6]) or ''}\n"
+    "end\n"
+    "return r\n";
 
 /* KEYS 5: all timers, 6: the session's timers. ARGV 5: the member, 6: the id, 7: entry. */
 static const char FIRE_LUA[] = LEASE_TAKE_LUA
@@ -441,30 +448,34 @@ static void lease_args_free(LeaseArgs *a) {
   for (int i = 0; i < 3; i++) free(a->k[i]);
 }
 
-/* The keys and arguments of ENQUEUE_LUA: kv[0..4] the keys inbox, lease, ready, outbox,
- * dedup marker; kv[5..10] owner, lease ms, now ms, skey, the marker's TTL, entry. */
+/* The keys and arguments of ENQUEUE_LUA: kv[0..5] the keys inbox, lease, ready, outbox,
+ * dedup marker, session; kv[6..12] owner, lease ms, now ms, skey, the marker's TTL, entry,
+ * prefetch ('1' or '0'). */
 typedef struct {
   LeaseArgs a;
-  char *mk;
+  char *mk, *sk;
   char ttl[32];
-  const char *kv[11];
+  const char *kv[13];
 } EnqArgs;
 
 static int enq_args(EnqArgs *q, const char *skey, const char *wamid, const char *entry,
-                    const char *owner, int64_t now_ms, int64_t lease_ms) {
+                    const char *owner, int64_t now_ms, int64_t lease_ms, int prefetch) {
   q->mk = wamid ? msg_key(skey, wamid) : key_of(skey, "msg:");
+  q->sk = key_of(skey, "session");
   q->ttl[0] = 0;
   if (wamid) snprintf(q->ttl, sizeof q->ttl, "%lld", (long long)(FR_DEDUP_TTL_MS / 1000));
   int rc = lease_args(&q->a, skey, owner, now_ms, lease_ms);
-  const char *kv[11] = {q->a.kv[0], q->a.kv[1], q->a.kv[2], q->a.kv[3], q->mk, q->a.kv[4],
-                        q->a.kv[5], q->a.kv[6], q->a.kv[7], q->ttl,  entry};
+  const char *kv[13] = {q->a.kv[0], q->a.kv[1], q->a.kv[2], q->a.kv[3], q->mk,
+                        q->sk,      q->a.kv[4], q->a.kv[5], q->a.kv[6], q->a.kv[7],
+                        q->ttl,     entry,      prefetch ? "1" : "0"};
   memcpy(q->kv, kv, sizeof kv);
-  return rc == 0 && q->mk ? 0 : -1;
+  return rc == 0 && q->mk && q->sk ? 0 : -1;
 }
 
 static void enq_args_free(EnqArgs *q) {
   lease_args_free(&q->a);
   free(q->mk);
+  free(q->sk);
 }
 
 static int r_enqueue(FrStore *st, const char *skey, const char *wamid, const char *entry,
@@ -472,8 +483,8 @@ static int r_enqueue(FrStore *st, const char *skey, const char *wamid, const cha
   RedisStore *s = (RedisStore *)st;
   EnqArgs q;
   long long r = -1;
-  if (enq_args(&q, skey, wamid, entry, owner, now_ms, lease_ms) == 0)
-    r = script_int(rscript(s, S_ENQUEUE, "enqueue", 5, 11, q.kv, NULL));
+  if (enq_args(&q, skey, wamid, entry, owner, now_ms, lease_ms, 0) == 0)
+    r = script_int(rscript(s, S_ENQUEUE, "enqueue", 6, 13, q.kv, NULL));
   enq_args_free(&q);
   return r < -1 ? -1 : (int)r;
 }
@@ -517,8 +528,27 @@ static void on_enqueued(redisAsyncContext *ac, void *reply, void *priv) {
   redisReply *r = reply;
   s->pending--;
   int v = -1;
+  FrPrefetch pf, *pfp = NULL;
   if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
     v = (int)r->integer;
+  } else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+             r->element[0]->type == REDIS_REPLY_INTEGER &&
+             r->element[1]->type == REDIS_REPLY_STRING &&
+             r->element[2]->type == REDIS_REPLY_STRING) {
+    v = (int)r->element[0]->integer;
+    /* the state is "PROG\n" + bytes: split without a copy */
+    const char *st = r->element[2]->str, *nl = memchr(st, '\n', r->element[2]->len);
+    memset(&pf, 0, sizeof pf);
+    if (r->element[1]->len > 0 && (nl || r->element[2]->len == 0)) {
+      pf.head = r->element[1]->str;
+      pf.head_len = r->element[1]->len;
+      if (nl) {
+        pf.prog = atoi(st);
+        pf.state = (const uint8_t *)(nl + 1);
+        pf.len = r->element[2]->len - (size_t)(nl + 1 - st);
+      }
+      pfp = &pf;
+    }
   } else if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
     v = r_enqueue(&s->base, q->skey, q->wamid, q->entry, q->owner, q->now_ms, q->lease_ms);
   } else {
@@ -526,7 +556,7 @@ static void on_enqueued(redisAsyncContext *ac, void *reply, void *priv) {
                             : ac && ac->errstr[0]        ? ac->errstr
                                                          : "no reply");
   }
-  q->done(v, q->arg);
+  q->done(v, pfp, q->arg);
   async_enq_free(q);
 }
 
@@ -570,8 +600,8 @@ static int r_enqueue_async(FrStore *st, const char *skey, const char *wamid, con
   size_t *lens = NULL;
   char nk[16];
   int rc = -1;
-  if (q && enq_args(&ea, skey, wamid, entry, owner, now_ms, lease_ms) == 0 &&
-      script_argv(s, S_ENQUEUE, 5, 11, ea.kv, NULL, nk, &argv, &lens) == 0) {
+  if (q && enq_args(&ea, skey, wamid, entry, owner, now_ms, lease_ms, 1) == 0 &&
+      script_argv(s, S_ENQUEUE, 6, 13, ea.kv, NULL, nk, &argv, &lens) == 0) {
     q->s = s;
     q->done = done;
     q->arg = arg;
@@ -582,7 +612,7 @@ static int r_enqueue_async(FrStore *st, const char *skey, const char *wamid, con
     q->entry = strdup(entry);
     q->owner = strdup(owner);
     if (q->skey && (!wamid || q->wamid) && q->entry && q->owner &&
-        redisAsyncCommandArgv(ac, on_enqueued, q, 14, argv, lens) == REDIS_OK)
+        redisAsyncCommandArgv(ac, on_enqueued, q, 16, argv, lens) == REDIS_OK)
       rc = 0;
   }
   if (q) enq_args_free(&ea);
