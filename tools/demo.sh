@@ -110,12 +110,29 @@ tap() { # TITLE: taps the button with that title in the bot's last buttons messa
   [ "$code" = 200 ] || echo "  (webhook answered $code)"
   show_replies
 }
+fill() { # FIELDS-JSON: submits the WhatsApp Flows form of the bot's last form message
+  last=$(cut -f3 "$dir/record" | jq -c 'select(.interactive.type == "flow")' | tail -n1)
+  token=$(printf '%s' "$last" | jq -r '.interactive.action.parameters.flow_token')
+  ctx=$(cut -f3 "$dir/record" | jq -r 'select(.interactive.type == "flow") | input_line_number' | tail -n1)
+  echo "  you: [submits the form] $1"
+  n=$((n + 1))
+  resp=$(printf '%s' "$1" | jq -c --arg t "$token" '. + {flow_token: $t}' | jq -Rs '.[:-1]')
+  code=$(post '{"context":{"from":"15550783881","id":"wamid.mock.'$((ctx - 1))'"},"from":"'$USER_WA'","id":"wamid.demo.'$n'","timestamp":"1700000000","type":"interactive","interactive":{"type":"nfm_reply","nfm_reply":{"name":"flow","body":"Sent","response_json":'"$resp"'}}}')
+  [ "$code" = 200 ] || echo "  (webhook answered $code)"
+  show_replies
+}
 
 echo
 echo "== a conversation with examples/flows/menu.flow, through flowvm serve =="
 say "testing"
 tap "Installation"
 tap "Flat"
+
+echo
+echo "== a WhatsApp Flows form with examples/flows/solar.flow =="
+USER_WA=15557654321
+say "solar"
+fill '{"full_name":"Ana Souza","phone":"+5511987654321","email":"ana@example.com","city":"Campinas","panels":"12"}'
 
 echo
 echo "flowvm is running at $URL (pid $VM_PID), with every example flow loaded:"
