@@ -39,6 +39,7 @@
 #define DEFAULT_LEASE_MS 10000
 
 typedef struct Intake Intake;
+typedef struct AckWait AckWait;
 
 struct FrEngine {
   struct event_base *base;
@@ -64,6 +65,8 @@ struct FrEngine {
   FrSendDone *later;   /* completions whose store update failed: applied again */
   FrSvcDone *svc_later; /* action completions whose store update failed */
   Intake *intakes;     /* webhook batches waiting for the store's answers */
+  AckWait *acks;       /* outbox removals waiting for the store's answers */
+  int stopping;        /* being freed: the store is called synchronously */
 };
 
 /* The lease owner token of this process: the same for every engine it makes (a reload
@@ -338,20 +341,80 @@ static char *dead_letter(const FrSendDone *d) {
 /* The outbox entry of skey in flight (entry) completed: removes it, then hands the next
  * one, or runs the inbox, or (nothing left) the lease went back with the removal. 0, or
  * -1 when the store failed (try again). */
+static void outbox_acked(FrEngine *e, const char *skey, char *next, int released);
+
 static int outbox_done(FrEngine *e, const char *skey, const char *entry) {
   char *next = NULL;
   int released = 0;
   int r = fr_store_outbox_ack(e->store, skey, entry, g_owner, &next, &released);
   if (r < 0) return -1;
+  outbox_acked(e, skey, next, released);
+  return 0;
+}
+
+/* What follows the removal of skey's completed outbox entry: next (taken) is the new oldest
+ * entry, released says the lease went back with the removal. */
+static void outbox_acked(FrEngine *e, const char *skey, char *next, int released) {
   fr_map_del(e->inflight, skey);
   if (released) {
+    free(next);
     fr_map_del(e->owned, skey);
-    return 0;
+    return;
   }
   int k = drain_outbox(e, skey, next);
   if (k < 0) e->need_recover = 1;
   else if (k == 0) schedule(e, skey); /* the outbox is empty: run the inbox, or release */
-  return 0;
+}
+
+/* A completed send's removal from the outbox on its way to the store (the asynchronous
+ * connection): d stays here until the answer. An orphan (its engine freed) only frees. */
+struct AckWait {
+  FrEngine *e;
+  FrSendDone *d;
+  char *entry;
+  int orphan;
+  AckWait *prev, *next;
+};
+
+static void ack_answered(int r, char *next, int released, void *arg) {
+  AckWait *w = arg;
+  FrEngine *e = w->e;
+  if (!w->orphan) {
+    if (w->prev) w->prev->next = w->next;
+    else e->acks = w->next;
+    if (w->next) w->next->prev = w->prev;
+  }
+  if (w->orphan) {
+    free(next);
+    fr_sender_done_free(w->d);
+  } else if (r < 0) { /* the store is down: applied again by the poll */
+    free(next);
+    FrSendDone **tail = &e->later;
+    while (*tail) tail = &(*tail)->next;
+    *tail = w->d;
+  } else {
+    outbox_acked(e, w->d->ref, next, released);
+    fr_sender_done_free(w->d);
+  }
+  free(w->entry);
+  free(w);
+}
+
+/* outbox_done for d's entry (borrowed) through the asynchronous connection: 2 when sent
+ * (d is taken), else what outbox_done answers. */
+static int outbox_done_async(FrEngine *e, FrSendDone *d, const char *entry) {
+  AckWait *w = e->stopping || !fr_store_async(e->store) ? NULL : calloc(1, sizeof *w);
+  if (!w || !(w->entry = strdup(entry))) {
+    free(w);
+    return outbox_done(e, d->ref, entry);
+  }
+  w->e = e;
+  w->d = d;
+  w->next = e->acks;
+  if (w->next) w->next->prev = w;
+  e->acks = w;
+  fr_store_outbox_ack_async(e->store, d->ref, w->entry, g_owner, ack_answered, w);
+  return 2;
 }
 
 /* An action call completed: its result goes to the session's inbox first (an event, run in
@@ -400,7 +463,8 @@ static int apply_svc_done(FrEngine *e, FrSvcDone *d) {
 }
 
 /* Applies one completion: dead-letters a failed send, removes the entry from the outbox and
- * hands the session's next one. Returns 0, or -1 when the store failed (try again). */
+ * hands the session's next one. Returns 0, 2 when the removal is on its way (d taken), or
+ * -1 when the store failed (try again). */
 static int apply_done(FrEngine *e, FrSendDone *d) {
   const uint8_t *v;
   size_t n;
@@ -436,7 +500,7 @@ static int apply_done(FrEngine *e, FrSendDone *d) {
     if (t > 0) fr_metrics_reply_latency((double)(now_ms() - t) / 1000.0);
     d->attempts = -1 - d->attempts; /* counted: not again if the removal fails */
   }
-  return outbox_done(e, d->ref, (const char *)v);
+  return outbox_done_async(e, d, (const char *)v);
 }
 
 /* Applies the completions reported so far (and those that failed before). */
@@ -451,12 +515,13 @@ static void apply_completions(FrEngine *e) {
     FrSendDone *d = list;
     list = d->next;
     d->next = NULL;
-    if (apply_done(e, d) != 0) {
+    int r = apply_done(e, d);
+    if (r < 0) {
       *keep = d; /* the store is down: kept, in order */
       keep = &d->next;
-    } else {
+    } else if (r == 0) {
       fr_sender_done_free(d);
-    }
+    } /* 2: the acknowledgement has it */
   }
 }
 
@@ -1269,7 +1334,8 @@ void fr_engine_process_async(FrEngine *e, FrBatch *batch, FrIntakeDone done, voi
 
 void fr_engine_quiesce(FrEngine *e, int max_ms) {
   int64_t until = now_ms() + max_ms;
-  while (e && e->intakes && now_ms() < until) event_base_loop(e->base, EVLOOP_ONCE);
+  while (e && (e->intakes || e->acks) && now_ms() < until)
+    event_base_loop(e->base, EVLOOP_ONCE);
 }
 
 /* ---- timers, leases, takeover ---- */
@@ -1466,6 +1532,8 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
 
 void fr_engine_free(FrEngine *e) {
   if (!e) return;
+  e->stopping = 1;
+  for (AckWait *w = e->acks; w; w = w->next) w->orphan = 1; /* the store's answer frees them */
   for (Intake *j = e->intakes, *nx; j; j = nx) { /* the store's answer frees them */
     nx = j->next;
     j->orphan = 1;

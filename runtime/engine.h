@@ -39,7 +39,8 @@ int fr_engine_process(FrEngine *e, FrBatch *batch);
  * engine is freed first, done gets 0 at that moment. */
 typedef void (*FrIntakeDone)(int ok, void *arg);
 void fr_engine_process_async(FrEngine *e, FrBatch *batch, FrIntakeDone done, void *arg);
-/* Runs the loop until every batch given to fr_engine_process_async is answered, for at
+/* Runs the loop until every batch given to fr_engine_process_async and every outbox
+ * removal sent on the asynchronous connection is answered, for at
  * most max_ms (before a reload or a stop). */
 void fr_engine_quiesce(FrEngine *e, int max_ms);
 /* Appends entry (an inbox entry, e.g. {"k":"resend",…} for a dead letter replayed) to the

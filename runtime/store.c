@@ -194,6 +194,16 @@ void fr_store_enqueue_async(FrStore *s, const char *skey, const char *wamid, con
     return;
   done(s->ops->enqueue(s, skey, wamid, entry, owner, now_ms, lease_ms), NULL, arg);
 }
+void fr_store_outbox_ack_async(FrStore *s, const char *skey, const char *entry,
+                               const char *owner, FrAckDone done, void *arg) {
+  if (s->ops->outbox_ack_async &&
+      s->ops->outbox_ack_async(s, skey, entry, owner, done, arg) == 0)
+    return;
+  char *next = NULL;
+  int released = 0;
+  int r = s->ops->outbox_ack(s, skey, entry, owner, &next, &released);
+  done(r, next, released, arg);
+}
 void fr_store_attach(FrStore *s, struct event_base *base) {
   if (s->ops->attach) s->ops->attach(s, base);
 }

@@ -132,11 +132,16 @@ typedef void (*FrEnqueueDone)(int r, const FrPrefetch *pf, void *arg);
 void fr_store_enqueue_async(FrStore *s, const char *skey, const char *wamid, const char *entry,
                             const char *owner, int64_t now_ms, int64_t lease_ms,
                             FrEnqueueDone done, void *arg);
+/* fr_store_outbox_ack answered through done(r, next, released, arg), as
+ * fr_store_enqueue_async answers (next: malloc'd, the callee frees it). */
+typedef void (*FrAckDone)(int r, char *next, int released, void *arg);
+void fr_store_outbox_ack_async(FrStore *s, const char *skey, const char *entry,
+                               const char *owner, FrAckDone done, void *arg);
 /* Lets the store answer fr_store_enqueue_async on base (Redis; the memory store ignores it).
  * Before fr_store_free, the answers still due are given with -1. */
 struct event_base;
 void fr_store_attach(FrStore *s, struct event_base *base);
-/* 1 when fr_store_enqueue_async answers later; how many answers are still due. */
+/* 1 when the _async calls answer later; how many answers are still due. */
 int fr_store_async(const FrStore *s);
 size_t fr_store_pending(const FrStore *s);
 /* Moves the due timer id of skey into its inbox as entry (FR_ENQ_GONE when another process
@@ -242,6 +247,8 @@ typedef struct {
   int (*enqueue_async)(FrStore *s, const char *skey, const char *wamid, const char *entry,
                        const char *owner, int64_t now_ms, int64_t lease_ms, FrEnqueueDone done,
                        void *arg); /* 0 issued, -1 not attached (answer at once instead) */
+  int (*outbox_ack_async)(FrStore *s, const char *skey, const char *entry, const char *owner,
+                          FrAckDone done, void *arg); /* as enqueue_async */
   int (*async)(const FrStore *s); /* attached */
   size_t (*pending)(const FrStore *s);
 } FrStoreOps;

@@ -491,24 +491,6 @@ static int r_enqueue(FrStore *st, const char *skey, const char *wamid, const cha
 
 /* ---- the asynchronous connection (hiredis's libevent adapter) ---- */
 
-/* One fr_store_enqueue_async waiting for its answer, with copies of its arguments (to run it
- * again with EVAL when the server lost the script). */
-typedef struct {
-  RedisStore *s;
-  FrEnqueueDone done;
-  void *arg;
-  char *skey, *wamid, *entry, *owner;
-  int64_t now_ms, lease_ms;
-} AsyncEnq;
-
-static void async_enq_free(AsyncEnq *q) {
-  free(q->skey);
-  free(q->wamid);
-  free(q->entry);
-  free(q->owner);
-  free(q);
-}
-
 static void on_async_connect(const redisAsyncContext *ac, int status) {
   RedisStore *s = ac->data;
   if (status == REDIS_OK) return;
@@ -520,44 +502,6 @@ static void on_async_disconnect(const redisAsyncContext *ac, int status) {
   RedisStore *s = ac->data;
   if (status != REDIS_OK) log_error(s, "async", ac->errstr);
   if (s->ac == ac) s->ac = NULL;
-}
-
-static void on_enqueued(redisAsyncContext *ac, void *reply, void *priv) {
-  AsyncEnq *q = priv;
-  RedisStore *s = q->s;
-  redisReply *r = reply;
-  s->pending--;
-  int v = -1;
-  FrPrefetch pf, *pfp = NULL;
-  if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
-    v = (int)r->integer;
-  } else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-             r->element[0]->type == REDIS_REPLY_INTEGER &&
-             r->element[1]->type == REDIS_REPLY_STRING &&
-             r->element[2]->type == REDIS_REPLY_STRING) {
-    v = (int)r->element[0]->integer;
-    /* the state is "PROG\n" + bytes: split without a copy */
-    const char *st = r->element[2]->str, *nl = memchr(st, '\n', r->element[2]->len);
-    memset(&pf, 0, sizeof pf);
-    if (r->element[1]->len > 0 && (nl || r->element[2]->len == 0)) {
-      pf.head = r->element[1]->str;
-      pf.head_len = r->element[1]->len;
-      if (nl) {
-        pf.prog = atoi(st);
-        pf.state = (const uint8_t *)(nl + 1);
-        pf.len = r->element[2]->len - (size_t)(nl + 1 - st);
-      }
-      pfp = &pf;
-    }
-  } else if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-    v = r_enqueue(&s->base, q->skey, q->wamid, q->entry, q->owner, q->now_ms, q->lease_ms);
-  } else {
-    log_error(s, "enqueue", r && r->type == REDIS_REPLY_ERROR ? r->str
-                            : ac && ac->errstr[0]        ? ac->errstr
-                                                         : "no reply");
-  }
-  q->done(v, pfp, q->arg);
-  async_enq_free(q);
 }
 
 /* The asynchronous connection, opened on first use (the scripts are loaded through the
@@ -588,42 +532,121 @@ static redisAsyncContext *async_conn(RedisStore *s) {
   return ac;
 }
 
-static int r_enqueue_async(FrStore *st, const char *skey, const char *wamid, const char *entry,
-                           const char *owner, int64_t now_ms, int64_t lease_ms,
-                           FrEnqueueDone done, void *arg) {
-  RedisStore *s = (RedisStore *)st;
+/* One script call on the asynchronous connection: fn gets the reply (NULL when the
+ * connection failed; an error reply other than NOSCRIPT is logged here) and priv. */
+typedef void (*AsyncFn)(RedisStore *s, redisReply *r, void *priv);
+typedef struct {
+  RedisStore *s;
+  AsyncFn fn;
+  void *priv;
+  const char *what;
+} AsyncCall;
+
+static void on_async_reply(redisAsyncContext *ac, void *reply, void *p) {
+  AsyncCall *c = p;
+  redisReply *r = reply;
+  c->s->pending--;
+  if (!r)
+    log_error(c->s, c->what, ac && ac->errstr[0] ? ac->errstr : "no reply");
+  else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) != 0)
+    log_error(c->s, c->what, r->str);
+  c->fn(c->s, r, c->priv);
+  free(c);
+}
+
+/* Sends script `which` (EVALSHA) with nkeys keys and n strings kv on the asynchronous
+ * connection. 0, or -1 when it could not be sent (fn not called). */
+static int async_script(RedisStore *s, int which, const char *what, int nkeys, int n,
+                        const char **kv, AsyncFn fn, void *priv) {
   redisAsyncContext *ac = async_conn(s);
-  if (!ac) return -1;
-  AsyncEnq *q = calloc(1, sizeof *q);
-  EnqArgs ea;
+  AsyncCall *c = ac ? calloc(1, sizeof *c) : NULL;
   const char **argv = NULL;
   size_t *lens = NULL;
   char nk[16];
-  int rc = -1;
-  if (q && enq_args(&ea, skey, wamid, entry, owner, now_ms, lease_ms, 1) == 0 &&
-      script_argv(s, S_ENQUEUE, 6, 13, ea.kv, NULL, nk, &argv, &lens) == 0) {
-    q->s = s;
-    q->done = done;
-    q->arg = arg;
-    q->now_ms = now_ms;
-    q->lease_ms = lease_ms;
-    q->skey = strdup(skey);
-    q->wamid = wamid ? strdup(wamid) : NULL;
-    q->entry = strdup(entry);
-    q->owner = strdup(owner);
-    if (q->skey && (!wamid || q->wamid) && q->entry && q->owner &&
-        redisAsyncCommandArgv(ac, on_enqueued, q, 16, argv, lens) == REDIS_OK)
-      rc = 0;
+  if (!c || script_argv(s, which, nkeys, n, kv, NULL, nk, &argv, &lens) != 0) {
+    free(c);
+    return -1;
   }
-  if (q) enq_args_free(&ea);
+  *c = (AsyncCall){s, fn, priv, what};
+  int rc = redisAsyncCommandArgv(ac, on_async_reply, c, n + 3, argv, lens) == REDIS_OK ? 0 : -1;
   free(argv);
   free(lens);
   if (rc != 0) {
-    if (q) async_enq_free(q);
+    free(c);
     return -1;
   }
   s->pending++;
   return 0;
+}
+
+static int is_noscript(const redisReply *r) {
+  return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+/* One fr_store_enqueue_async waiting for its answer, with copies of its arguments (to run it
+ * again with EVAL when the server lost the script). */
+typedef struct {
+  FrEnqueueDone done;
+  void *arg;
+  char *skey, *wamid, *entry, *owner;
+  int64_t now_ms, lease_ms;
+} AsyncEnq;
+
+static void async_enq_free(AsyncEnq *q) {
+  free(q->skey);
+  free(q->wamid);
+  free(q->entry);
+  free(q->owner);
+  free(q);
+}
+
+static void on_enqueued(RedisStore *s, redisReply *r, void *priv) {
+  AsyncEnq *q = priv;
+  int v = -1;
+  FrPrefetch pf, *pfp = NULL;
+  if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+    v = (int)r->integer;
+  } else if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+             r->element[0]->type == REDIS_REPLY_INTEGER &&
+             r->element[1]->type == REDIS_REPLY_STRING &&
+             r->element[2]->type == REDIS_REPLY_STRING) {
+    v = (int)r->element[0]->integer;
+    /* the state is "PROG\n" + bytes: split without a copy */
+    const char *st = r->element[2]->str, *nl = memchr(st, '\n', r->element[2]->len);
+    memset(&pf, 0, sizeof pf);
+    if (r->element[1]->len > 0 && (nl || r->element[2]->len == 0)) {
+      pf.head = r->element[1]->str;
+      pf.head_len = r->element[1]->len;
+      if (nl) {
+        pf.prog = atoi(st);
+        pf.state = (const uint8_t *)(nl + 1);
+        pf.len = r->element[2]->len - (size_t)(nl + 1 - st);
+      }
+      pfp = &pf;
+    }
+  } else if (is_noscript(r)) {
+    v = r_enqueue(&s->base, q->skey, q->wamid, q->entry, q->owner, q->now_ms, q->lease_ms);
+  }
+  q->done(v, pfp, q->arg);
+  async_enq_free(q);
+}
+
+static int r_enqueue_async(FrStore *st, const char *skey, const char *wamid, const char *entry,
+                           const char *owner, int64_t now_ms, int64_t lease_ms,
+                           FrEnqueueDone done, void *arg) {
+  RedisStore *s = (RedisStore *)st;
+  AsyncEnq *q = calloc(1, sizeof *q);
+  EnqArgs ea;
+  int rc = -1;
+  if (q && enq_args(&ea, skey, wamid, entry, owner, now_ms, lease_ms, 1) == 0) {
+    *q = (AsyncEnq){done, arg, strdup(skey), wamid ? strdup(wamid) : NULL, strdup(entry),
+                    strdup(owner), now_ms, lease_ms};
+    if (q->skey && (!wamid || q->wamid) && q->entry && q->owner)
+      rc = async_script(s, S_ENQUEUE, "enqueue", 6, 13, ea.kv, on_enqueued, q);
+  }
+  if (q) enq_args_free(&ea);
+  if (rc != 0 && q) async_enq_free(q);
+  return rc;
 }
 
 static void r_attach(FrStore *st, struct event_base *base) { ((RedisStore *)st)->evb = base; }
@@ -872,6 +895,54 @@ static int r_outbox_ack(FrStore *st, const char *skey, const char *entry, const 
   return rc;
 }
 
+/* One fr_store_outbox_ack_async waiting for its answer (copies: see AsyncEnq). */
+typedef struct {
+  FrAckDone done;
+  void *arg;
+  char *skey, *entry, *owner;
+} AsyncAck;
+
+static void on_acked(RedisStore *s, redisReply *r, void *priv) {
+  AsyncAck *q = priv;
+  int v = -1, released = 0;
+  char *next = NULL;
+  if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+      r->element[0]->type == REDIS_REPLY_INTEGER) {
+    v = r->element[0]->integer == 1;
+    if (v == 1 && array_str(r, 1, &next) < 0) v = -1;
+    released = r->element[2]->type == REDIS_REPLY_INTEGER && r->element[2]->integer == 1;
+  } else if (is_noscript(r)) {
+    v = r_outbox_ack(&s->base, q->skey, q->entry, q->owner, &next, &released);
+  }
+  q->done(v, next, released, q->arg); /* next is the callee's */
+  free(q->skey);
+  free(q->entry);
+  free(q->owner);
+  free(q);
+}
+
+static int r_outbox_ack_async(FrStore *st, const char *skey, const char *entry,
+                              const char *owner, FrAckDone done, void *arg) {
+  RedisStore *s = (RedisStore *)st;
+  char *k[3] = {key_of(skey, "outbox"), key_of(skey, "lease"), key_of(skey, "inbox")};
+  AsyncAck *q = calloc(1, sizeof *q);
+  int rc = -1;
+  if (q && k[0] && k[1] && k[2]) {
+    *q = (AsyncAck){done, arg, strdup(skey), strdup(entry), owner ? strdup(owner) : NULL};
+    const char *kv[7] = {k[0], k[1], k[2], READY_KEY, entry, owner ? owner : "", skey};
+    if (q->skey && q->entry && (!owner || q->owner))
+      rc = async_script(s, S_ACK, "outbox_ack", 4, 7, kv, on_acked, q);
+  }
+  for (int i = 0; i < 3; i++) free(k[i]);
+  if (rc != 0 && q) {
+    free(q->skey);
+    free(q->entry);
+    free(q->owner);
+    free(q);
+  }
+  return rc;
+}
+
 static const char *const LIST_KEYS[2] = {"flowvm:dlq", "flowvm:forms"};
 
 static long r_list_len(FrStore *st, FrList l) {
@@ -1014,6 +1085,7 @@ static const FrStoreOps redis_ops = {
     .form_token = r_form_token,
     .attach = r_attach,
     .enqueue_async = r_enqueue_async,
+    .outbox_ack_async = r_outbox_ack_async,
     .async = r_async,
     .pending = r_pending,
 };
