@@ -53,6 +53,30 @@ flow quote {
   }
 }
 FLOW
+mkdir -p "$TMP/forms"
+cat > "$TMP/forms/quote_form.json" <<'JSON'
+{
+  "version": "7.1",
+  "screens": [
+    {
+      "id": "QUOTE",
+      "title": "Your quote",
+      "terminal": true,
+      "layout": {
+        "type": "SingleColumnLayout",
+        "children": [
+          {"type": "TextInput", "name": "name", "label": "Your name", "required": true},
+          {
+            "type": "Footer",
+            "label": "Send",
+            "on-click-action": {"name": "complete", "payload": {"name": "${form.name}"}}
+          }
+        ]
+      }
+    }
+  ]
+}
+JSON
 "$FLOWC" build "$TMP/quote.flow" -o "$TMP/quote.fbc" || { bad "flowc build"; finish; }
 start_mock || { bad "mockapi did not start"; finish; }
 if [ "$STORE" = redis ]; then
