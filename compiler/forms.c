@@ -706,18 +706,21 @@ FcForm *fc_form_load(FcCompiler *c, FcLoc at, const char *name) {
   }
   const char *flow_path = at.file >= 0 && at.file < c->nfiles ? c->files[at.file].path : "";
   char *path = fc_form_path(flow_path, name);
+  FcForm *f = fc_form_read(c, at, name, path);
+  free(path);
+  return f;
+}
+
+FcForm *fc_form_read(FcCompiler *c, FcLoc at, const char *name, const char *path) {
   for (FcForm *f = c->forms; f; f = f->next)
-    if (!strcmp(f->path, path)) {
-      free(path);
-      return f;
-    }
+    if (!strcmp(f->path, path)) return f;
   FcForm *f = fc_arena_alloc(c->arena, sizeof(FcForm));
   f->name = fc_arena_strndup(c->arena, name, strlen(name));
   f->path = fc_arena_strndup(c->arena, path, strlen(path));
   f->file = -1;
-  f->next = c->forms;
-  c->forms = f;
-  free(path);
+  FcForm **tail = &c->forms; /* in the order they are read */
+  while (*tail) tail = &(*tail)->next;
+  *tail = f;
   FILE *probe = fopen(f->path, "rb");
   if (!probe) {
     fc_error(c, at, "form '%s' has no Flow JSON: cannot open '%s': %s", name, f->path, strerror(errno));
@@ -749,6 +752,15 @@ static void use_form(FcCompiler *c, FcFormSchema *sch, FcForm *f) {
   sch->nfields = acc.nfields;
 }
 
+/* Reads the form of a form statement: NULL (reported) when it has no usable name. */
+static FcForm *statement_form(FcCompiler *c, FcNode *s) {
+  if (s->a->kind != FC_STR) {
+    fc_error(c, s->a->loc, "a form's name must be a literal text: its Flow JSON is forms/NAME.json");
+    return NULL;
+  }
+  return fc_form_load(c, s->a->loc, s->a->name);
+}
+
 static void collect_stmts(FcCompiler *c, FcSema *sema, FcFormSchema *sch, FcNode *s) {
   for (; s; s = s->next) {
     if (s->kind == FC_IF) {
@@ -757,12 +769,7 @@ static void collect_stmts(FcCompiler *c, FcSema *sema, FcFormSchema *sch, FcNode
     } else if (s->kind == FC_FOR) {
       collect_stmts(c, sema, sch, s->b);
     } else if (s->kind == FC_FORM && s->a) {
-      if (s->a->kind != FC_STR) {
-        fc_error(c, s->a->loc, "a form's name must be a literal text: its Flow JSON is forms/NAME.json");
-        sch->broken = sema->all_forms->broken = 1;
-        continue;
-      }
-      FcForm *f = fc_form_load(c, s->a->loc, s->a->name);
+      FcForm *f = statement_form(c, s);
       if (!f) {
         sch->broken = sema->all_forms->broken = 1;
         continue;
@@ -776,6 +783,25 @@ static void collect_stmts(FcCompiler *c, FcSema *sema, FcFormSchema *sch, FcNode
       }
     }
   }
+}
+
+static void read_stmts(FcCompiler *c, FcNode *s) {
+  for (; s; s = s->next) {
+    if (s->kind == FC_IF) {
+      read_stmts(c, s->b);
+      read_stmts(c, s->c);
+    } else if (s->kind == FC_FOR) {
+      read_stmts(c, s->b);
+    } else if (s->kind == FC_FORM && s->a) {
+      statement_form(c, s);
+    }
+  }
+}
+
+void fc_forms_read_all(FcCompiler *c) {
+  for (FcNode *fl = c->flows; fl; fl = fl->next)
+    for (FcNode *it = fl->a; it; it = it->next)
+      if (it->kind == FC_STEP) read_stmts(c, it->a);
 }
 
 void fc_forms_collect(FcCompiler *c, FcSema *sema) {

@@ -45,6 +45,10 @@ typedef struct FcFormSchema {
 /* Reads and validates the Flow JSON file of a form (cached per path in the compiler);
  * errors go to the compiler's diagnostics, at `at` when the file cannot be read. */
 FcForm *fc_form_load(FcCompiler *c, FcLoc at, const char *name);
+/* The same for a form's JSON at path (its name given). */
+FcForm *fc_form_read(FcCompiler *c, FcLoc at, const char *name, const char *path);
+/* Reads the forms of every form statement of the parsed flows (into c->forms). */
+void fc_forms_read_all(FcCompiler *c);
 
 /* Validates a Flow JSON text (for `flowc forms sync`): file is its index in c's file
  * table. Fills f (fields, screens) and returns 0, or -1 after reporting errors. */
