@@ -77,10 +77,27 @@ static void say(const char *form, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* One request: method GET or POST, a JSON body or a multipart form (or neither). 0 with
- * the answer in r (any HTTP status), or -1 when there was no answer. */
+/* The multipart form of an asset upload: file (the Flow JSON), name, asset_type. */
+static curl_mime *asset_form(CURL *c, const FcFile *file) {
+  curl_mime *mime = curl_mime_init(c);
+  curl_mimepart *part = curl_mime_addpart(mime);
+  curl_mime_name(part, "file");
+  curl_mime_data(part, file->text, file->len);
+  curl_mime_filename(part, "flow.json");
+  curl_mime_type(part, "application/json");
+  part = curl_mime_addpart(mime);
+  curl_mime_name(part, "name");
+  curl_mime_data(part, "flow.json", CURL_ZERO_TERMINATED);
+  part = curl_mime_addpart(mime);
+  curl_mime_name(part, "asset_type");
+  curl_mime_data(part, "FLOW_JSON", CURL_ZERO_TERMINATED);
+  return mime;
+}
+
+/* One request: method GET or POST, a JSON body or a Flow JSON file to upload as an asset
+ * (or neither). 0 with the answer in r (any HTTP status), or -1 when there was no answer. */
 static int request(Sync *s, const char *method, const char *path, const char *json,
-                   curl_mime *mime, Reply *r) {
+                   const FcFile *file, Reply *r) {
   memset(r, 0, sizeof *r);
   char url[2048], auth[1024];
   snprintf(url, sizeof url, "%s/%s", s->base, path);
@@ -89,6 +106,7 @@ static int request(Sync *s, const char *method, const char *path, const char *js
   if (json) h = curl_slist_append(h, "Content-Type: application/json");
   CURL *c = s->curl;
   curl_easy_reset(c);
+  curl_mime *mime = file ? asset_form(c, file) : NULL;
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -100,6 +118,7 @@ static int request(Sync *s, const char *method, const char *path, const char *js
   else if (!strcmp(method, "POST")) curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
   CURLcode rc = curl_easy_perform(c);
   curl_slist_free_all(h);
+  curl_mime_free(mime);
   if (rc != CURLE_OK) {
     fprintf(stderr, "flowc: %s %s: %s\n", method, url, curl_easy_strerror(rc));
     return -1;
@@ -128,9 +147,9 @@ static void sleep_s(double sec) {
  * times, after base * 2^(n-1) seconds with equal jitter). 0 with a 2xx answer in r; -1
  * after printing why (r is freed). */
 static int call(Sync *s, const char *form, const char *what, const char *method,
-                const char *path, const char *json, curl_mime *mime, Reply *r) {
+                const char *path, const char *json, const FcFile *file, Reply *r) {
   for (int attempt = 0;; attempt++) {
-    if (request(s, method, path, json, mime, r) != 0) return -1;
+    if (request(s, method, path, json, file, r) != 0) return -1;
     if (r->status >= 200 && r->status < 300 && !r->message) return 0;
     if (transient(r) && attempt < s->o->max_retries) {
       double d = s->o->retry_delay * pow(2, attempt);
@@ -271,25 +290,11 @@ static void validation_errors(Sync *s, const FcForm *f, json_t *errs) {
 
 /* Uploads f's JSON to flow id: 0, 1 Meta found validation errors, -1 failed. */
 static int upload(Sync *s, const FcForm *f, const char *id) {
-  const FcFile *file = &s->c->files[f->file];
-  curl_mime *mime = curl_mime_init(s->curl);
-  curl_mimepart *part = curl_mime_addpart(mime);
-  curl_mime_name(part, "file");
-  curl_mime_data(part, file->text, file->len);
-  curl_mime_filename(part, "flow.json");
-  curl_mime_type(part, "application/json");
-  part = curl_mime_addpart(mime);
-  curl_mime_name(part, "name");
-  curl_mime_data(part, "flow.json", CURL_ZERO_TERMINATED);
-  part = curl_mime_addpart(mime);
-  curl_mime_name(part, "asset_type");
-  curl_mime_data(part, "FLOW_JSON", CURL_ZERO_TERMINATED);
   char path[512];
   snprintf(path, sizeof path, "%s/assets", id);
   Reply r;
-  int rc = call(s, f->name, "uploading the Flow JSON", "POST", path, NULL, mime, &r);
-  curl_mime_free(mime);
-  if (rc != 0) return -1;
+  if (call(s, f->name, "uploading the Flow JSON", "POST", path, NULL, &s->c->files[f->file], &r) != 0)
+    return -1;
   json_t *errs = json_object_get(r.json, "validation_errors");
   if (json_array_size(errs) > 0) { /* even with "success": true */
     fprintf(stderr, "flowc: %s: Meta found %zu error%s in the Flow JSON (flow %s)\n", f->name,
