@@ -11,6 +11,7 @@
 
 #include "builtins.h"
 #include "check_int.h"
+#include "forms.h"
 
 /* ------------------------------------------------------------------------------------ */
 /* Helpers                                                                              */
@@ -190,7 +191,8 @@ const char *const fc_context_names[] = {"contact", "channel", "form", "member", 
                                         "message", NULL};
 /* The event predicates of wait conditions, indexed by FC_EVP_* - 1. */
 const char *const fc_event_names[] = {"whatsapp_flow_response_received", "message_received",
-                                      "image_received", "location_received", NULL};
+                                      "image_received", "location_received",
+                                      "whatsapp_flow_response_invalid", NULL};
 
 static int ctx_index(const char *name) {
   for (int i = 0; i < FV_CTX__COUNT; i++)
@@ -463,6 +465,11 @@ FcType ck_expr(Ck *ck, FcNode *e) {
     if (!is_loose(o) && o != FT_RECORD)
       ck_err(ck, e->loc, "'.%s' needs a record, not %s", e->name, fc_type_name(o));
     t = FT_ANY;
+    if (e->a->kind == FC_VARREF && e->a->op == FC_REF_CTX && e->a->slot == FV_CTX_FORM) {
+      char why[700];
+      t = fc_form_field_type(ck->fl, e->name, why, sizeof why);
+      if (t == FT_ERROR) ck_err(ck, e->name_loc.first_line ? e->name_loc : e->loc, "%s", why);
+    }
     break;
   }
   case FC_INDEX: {
@@ -1036,6 +1043,7 @@ void fc_check(FcCompiler *c) {
     }
     collect_flow(&ck, &sema->flows[sema->nflows++], f);
   }
+  fc_forms_collect(c, sema); /* reads the forms' Flow JSON files */
   for (int i = 0; i < sema->nflows; i++) {
     ck.fl = &sema->flows[i];
     ck_triggers(&ck, ck.fl);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "builtins.h"
+#include "forms.h"
 #include "sema.h"
 
 typedef struct Fix {
@@ -311,6 +312,7 @@ static void expr(Gen *g, FcNode *e) {
       if (e->slot == FC_EVP_FORM) op_a(g, FV_OP_EVKIND, FV_EV_FORM);
       else if (e->slot == FC_EVP_MESSAGE) op_a(g, FV_OP_EVKIND, FV_EV_TEXT);
       else if (e->slot == FC_EVP_LOCATION) op_a(g, FV_OP_EVKIND, FV_EV_LOCATION);
+      else if (e->slot == FC_EVP_FORM_INVALID) op_a(g, FV_OP_EVKIND, FV_EV_FORM_INVALID);
       else {
         op_a(g, FV_OP_EVVALUE, FV_ASK_IMAGE);
         op_ab(g, FV_OP_CALLB, FV_B_is_set, 1);
@@ -1056,6 +1058,17 @@ static void gen_flow(Gen *g, FcFlowSema *fl, FvFlow *out) {
   g->lines[g->nlines] = (FvLine){0, 0};
   out->lines = fc_arena_adopt(ar, g->lines);
   g->lines = NULL;
+  /* the types the replies of the flow's forms convert to (a field of type any is kept as
+     it arrives) */
+  const FcFormSchema *fs = fl->forms;
+  out->formfields = fc_arena_alloc(ar, sizeof(FvFormField) * (size_t)((fs ? fs->nfields : 0) + 1));
+  for (int i = 0; fs && i < fs->nfields; i++) {
+    FcType t = fs->fields[i].type;
+    uint8_t vt = t == FT_TEXT ? FV_T_TEXT : t == FT_NUMBER ? FV_T_NUMBER : t == FT_BOOL ? FV_T_BOOL
+               : t == FT_LIST ? FV_T_LIST : t == FT_RECORD ? FV_T_RECORD : FV_T_UNSET;
+    if (vt != FV_T_UNSET)
+      out->formfields[out->nformfields++] = (FvFormField){k_text(g, fs->fields[i].name), vt};
+  }
   free(g->step_pc);
   g->step_pc = NULL;
 }

@@ -42,6 +42,7 @@ typedef struct FcCompiler {
   FcDiags diags;
   FcNode *flows;     /* FLOW list, all files */
   struct FcSema *sema; /* what the checker found (sema.h), for code generation */
+  struct FcForm *forms; /* the forms read so far (forms.h), in the arena */
 } FcCompiler;
 
 void fc_init(FcCompiler *c);

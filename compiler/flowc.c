@@ -1,8 +1,8 @@
 /* compiler/flowc.c: the flowc command line: build, check, disasm, test, graph, builtins,
  * and the maintenance command syntax (editor grammars, compiler/syntax.c). Parses
  * arguments, runs the pipeline (compiler.h) and maps outcomes to exit codes:
- *   0 ok, 1 usage or I/O error, 65 compile errors or rejected bytecode, 70 failed tests
- *   or an internal error.
+ *   0 ok, 1 usage or I/O error (forms sync: also a Flows API error), 65 compile errors,
+ *   rejected bytecode or an invalid Flow JSON, 70 failed tests or an internal error.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 
 #include "builtins.h"
 #include "compiler.h"
+#include "forms_sync.h"
 #include "transcript.h"
 
 #define EX_OK 0
@@ -26,6 +27,7 @@ static const char *const usage_main =
     "  disasm FILE.fbc                 verify bytecode and print it readably\n"
     "  test FILE.test...               run transcript tests\n"
     "  graph FILE.flow...              draw the flows (Graphviz DOT or Mermaid)\n"
+    "  forms sync FILE...              create, upload and publish the forms on Meta\n"
     "  builtins                        list the builtin functions (Markdown)\n"
     "\n"
     "Run 'flowc COMMAND --help' for a command's options.\n"
@@ -74,6 +76,25 @@ static const char *const usage_graph =
     "  --format mermaid  a Mermaid flowchart, for Markdown pages\n"
     "  -o FILE           write to FILE instead of standard output\n"
     "Exit status: 0 ok, 1 usage or I/O error, 65 compile errors, 70 internal error.\n";
+
+static const char *const usage_forms =
+    "usage: flowc forms sync [--publish] [--only NAME] [--max-retries N]\n"
+    "                        [--retry-delay SECONDS] FILE...\n"
+    "\n"
+    "Puts the forms on Meta with the WhatsApp Flows API (docs/forms.md). FILEs are .flow\n"
+    "files (their form statements name forms/NAME.json beside them) or Flow JSON files. Each\n"
+    "form is checked, its flow found by name under the WhatsApp Business Account or created,\n"
+    "its JSON uploaded (Meta's validation errors are reported at their line and column), and\n"
+    "published with --publish. forms.lock, beside the sources, keeps each form's flow id,\n"
+    "content hash and status: an unchanged form is not uploaded again, and a changed form\n"
+    "whose flow is published goes to a new flow (NAME_v2, ...).\n"
+    "  --publish          publish the flows (a published flow cannot change)\n"
+    "  --only NAME        only the form NAME\n"
+    "  --max-retries N    retries of error 139001/4016012 (default 3)\n"
+    "  --retry-delay S    seconds before the first retry, doubling each time (default 5)\n"
+    "Environment: WHATSAPP_ACCESS_TOKEN, WHATSAPP_WABA_ID (required), WHATSAPP_API_BASE\n"
+    "(default https://graph.facebook.com/v21.0).\n"
+    "Exit status: 0 ok, 1 usage, I/O or Flows API error, 65 a form's JSON is invalid.\n";
 
 static const char *const usage_syntax =
     "usage: flowc syntax textmate|vim|keywords\n"
@@ -292,6 +313,45 @@ static int cmd_graph(int argc, char **argv) {
   return rc;
 }
 
+static int cmd_forms(int argc, char **argv) {
+  FcSyncOpts o = {0, NULL, 3, 5.0};
+  if (argc >= 1 && is_help(argv[0])) { fputs(usage_forms, stdout); return EX_OK; }
+  if (argc < 1 || strcmp(argv[0], "sync") != 0)
+    return usage_error(usage_forms, "%s", "forms takes the subcommand sync");
+  char **files = calloc((size_t)argc + 1, sizeof(char *));
+  int nfiles = 0;
+  if (!files) return EX_SOFTWARE;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    char *end = NULL;
+    if (is_help(a)) { fputs(usage_forms, stdout); free(files); return EX_OK; }
+    if (!strcmp(a, "--publish")) {
+      o.publish = 1;
+    } else if (!strcmp(a, "--only")) {
+      if (++i >= argc) { free(files); return usage_error(usage_forms, "%s needs a form name", a); }
+      o.only = argv[i];
+    } else if (!strcmp(a, "--max-retries")) {
+      long n = ++i < argc ? strtol(argv[i], &end, 10) : -1;
+      if (!end || *end || n < 0 || n > 20) { free(files); return usage_error(usage_forms, "%s takes a count from 0 to 20", a); }
+      o.max_retries = (int)n;
+    } else if (!strcmp(a, "--retry-delay")) {
+      double d = ++i < argc ? strtod(argv[i], &end) : -1;
+      if (!end || *end || !(d >= 0 && d <= 3600)) { free(files); return usage_error(usage_forms, "%s takes seconds from 0 to 3600", a); }
+      o.retry_delay = d;
+    } else if (a[0] == '-' && a[1]) {
+      free(files);
+      return usage_error(usage_forms, "unknown option '%s'", a);
+    } else {
+      files[nfiles++] = argv[i];
+    }
+  }
+  if (!nfiles) { free(files); return usage_error(usage_forms, "%s", "no input files"); }
+  if (!readable(files, nfiles)) { free(files); return EX_USAGE; }
+  int rc = fc_forms_sync(files, nfiles, &o);
+  free(files);
+  return rc;
+}
+
 static int cmd_syntax(int argc, char **argv) {
   if (argc == 1 && is_help(argv[0])) { fputs(usage_syntax, stdout); return EX_OK; }
   if (argc != 1) return usage_error(usage_syntax, "%s", "syntax takes one of textmate, vim, keywords");
@@ -343,6 +403,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "graph")) return cmd_graph(argc - 2, argv + 2);
   if (!strcmp(cmd, "builtins")) return cmd_builtins();
   if (!strcmp(cmd, "syntax")) return cmd_syntax(argc - 2, argv + 2);
+  if (!strcmp(cmd, "forms")) return cmd_forms(argc - 2, argv + 2);
   fprintf(stderr, "flowc: unknown command '%s'\n%s", cmd, usage_main);
   return EX_USAGE;
 }

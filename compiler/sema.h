@@ -33,7 +33,7 @@ typedef enum {
 } FcType;
 
 enum { FC_REF_LOCAL = 1, FC_REF_CTX, FC_REF_MESSAGE, FC_REF_EVENT };
-enum { FC_EVP_FORM = 1, FC_EVP_MESSAGE, FC_EVP_IMAGE, FC_EVP_LOCATION };
+enum { FC_EVP_FORM = 1, FC_EVP_MESSAGE, FC_EVP_IMAGE, FC_EVP_LOCATION, FC_EVP_FORM_INVALID };
 
 typedef struct FcVar {
   const char *name;
@@ -66,12 +66,14 @@ typedef struct FcFlowSema {
   FcNameMap step_map, var_map;
   unsigned char *reached; /* per step: some path from the start gets there (flowcheck.c);
                              NULL when the flow analysis did not run */
+  struct FcFormSchema *forms; /* the reply fields `form` can hold (forms.h) */
 } FcFlowSema;
 
 typedef struct FcSema {
   FcFlowSema *flows;
   int nflows;
   FcNameMap flow_map;
+  struct FcFormSchema *all_forms; /* the union of every form the program sends (forms.h) */
 } FcSema;
 
 const char *fc_type_name(FcType t);

@@ -53,6 +53,7 @@ struct FrEngine {
   int64_t backoff_until, next_ready, next_renew;
   int64_t lease_ms;
   int ran;             /* the last resume_and_apply's event was taken (not ignored) */
+  char invalid[200];   /* its form reply's fields did not convert: why (else empty) */
   int need_recover;    /* a store failure left work to look at again */
   uint64_t rng;
   FrMap *owned;        /* session key -> 1: the leases this process holds */
@@ -734,7 +735,10 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
     FvResult res;
     memset(&res, 0, sizeof res);
     FvStatus st = fv_resume(p, s, ev, &b, &res);
-    if (round == 0) e->ran = res.instructions > 0 || st != FV_WAITING;
+    if (round == 0) {
+      e->ran = res.instructions > 0 || st != FV_WAITING;
+      memcpy(e->invalid, res.invalid, sizeof e->invalid);
+    }
     /* the commit: state, timers and the sends in one atomic step */
     size_t n = res.neffects;
     FrTimerOp *ops = calloc(n ? n : 1, sizeof *ops);
@@ -941,8 +945,9 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
       if (ev.kind == FV_EV_FORM && r == 1)
         form_record(e, key, json_string_value(json_object_get(o, "w")),
                     json_string_value(json_object_get(o, "f")), ev.text, ev.text_len, ev.data,
-                    e->ran ? "applied" : "ignored",
-                    e->ran ? NULL : "the session is not waiting for a form");
+                    !e->ran ? "ignored" : e->invalid[0] ? "invalid" : "applied",
+                    !e->ran ? "the session is not waiting for a form"
+                    : e->invalid[0] ? e->invalid : NULL);
       goto out;
     }
     if (s) { /* a form reply for another wait: recorded below, the session unchanged */

@@ -1,17 +1,20 @@
 #!/bin/sh
-# tests/doc_samples.sh FLOWC PATH...: the code samples of the given Markdown files and
-# folders are tested, so the manual cannot drift from the compiler:
+# tests/doc_samples.sh FLOWC FORMS PATH...: the code samples of the given Markdown files and
+# folders are tested, so the manual cannot drift from the compiler (the samples' forms are
+# the Flow JSON files of the folder FORMS, e.g. examples/flows/forms):
 #   - every ```flow block must pass `flowc check` (or fail, if its first line is
 #     "# expect-error");
 #   - a block preceded by a line <!-- file: NAME --> is also saved as NAME beside the other
 #     named blocks of its page, and every such NAME.test is run with `flowc test`.
 set -u
-flowc=$1; shift
+flowc=$1 forms=$2; shift 2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+cp -r "$forms" "$tmp/forms"
 n=0 bad=0
 for md in $(find "$@" -name '*.md' | sort); do
   page=$(basename "$md" .md)
   mkdir -p "$tmp/$page"
+  cp -r "$forms" "$tmp/$page/forms"
   awk -v dir="$tmp" -v page="$page" '
     /^<!-- file: [^ ]+ -->$/ { named = $3; next }
     /^```/ && !inb { inb = 1; n++; lang = substr($0, 4); gsub(/[ \t]/, "", lang)

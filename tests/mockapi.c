@@ -21,6 +21,18 @@
  * such request, injected answers included, is recorded in RECORD_FILE.svc, one line each:
  *   METHOD PATH<TAB>IDEMPOTENCY-KEY<TAB>AUTHORIZATION<TAB>STATUS<TAB>BODY
  * ("-" for a missing header; STATUS is the answer's).
+ * The WhatsApp Flows API (WHATSAPP.md §6), after an optional version segment (/v21.0):
+ *   GET /WABA/flows          {"data":[{"id","name","status"}]}: the flows created so far
+ *   POST /WABA/flows         {"name", "categories"} (JSON) -> {"id":"100N"}; a name that is
+ *                            taken is error 100
+ *   POST /ID/assets          multipart with file (the Flow JSON), name=flow.json and
+ *                            asset_type=FLOW_JSON -> {"success":true,"validation_errors":[]};
+ *                            a file that contains the text mock_validation_error gets one
+ *                            validation error at that text's line and column; a published
+ *                            flow answers error 139001 ("Flow can't be updated")
+ *   POST /ID/publish         {"success":true}; the flow is PUBLISHED from then on
+ *   GET /ID                  {"id","name","status"}
+ * These are recorded in RECORD_FILE like sends (GET as the method for a GET).
  * Error injection, per test, through the mock's own endpoint (not recorded):
  *   GET /_mock/inject?n=N&status=S[&file=PATH][&body=TEXT][&delay_ms=D][&path=PREFIX]
  *     the next N requests whose path starts with PREFIX (default: any request) are answered
@@ -29,7 +41,7 @@
  *     Up to 16 injections with different prefixes are kept at once (the first one that
  *     matches a request answers it); one with the same prefix replaces the older;
  *   GET /_mock/latency?ms=D   every answer from now on waits D ms;
- *   GET /_mock/reset          no injection, no latency.
+ *   GET /_mock/reset          no injection, no latency, no flows.
  * Injected answers are not in RECORD_FILE but in RECORD_FILE.fail, one line each:
  *   STATUS<TAB>MS (monotonic milliseconds)<TAB>PATH<TAB>BODY
  * Usage: mockapi RECORD_FILE [PORT]. Stops on SIGTERM/SIGINT.
@@ -51,6 +63,7 @@
 #include <jansson.h>
 
 #define MAX_RULES 16
+#define MAX_FLOWS 64
 
 static FILE *rec, *frec, *srec, *irec;
 static unsigned long count, svc_count;
@@ -63,6 +76,14 @@ typedef struct {
   long n, status, delay_ms;
 } Rule;
 static Rule rules[MAX_RULES];
+
+/* A flow of the Flows API. */
+typedef struct Flow {
+  char id[32], name[256];
+  int published, has_json;
+} Flow;
+static Flow flows[MAX_FLOWS];
+static int nflows;
 
 typedef struct {
   struct evhttp_request *req;
@@ -180,6 +201,7 @@ static void control(struct evhttp_request *req, const char *uri) {
   } else if (strncmp(uri, "/_mock/reset", 12) == 0) {
     rules_clear();
     latency_ms = 0;
+    nflows = 0;
   }
   evhttp_clear_headers(&q);
   reply(req, 200, "{\"ok\":true}");
@@ -414,6 +436,130 @@ static void service(struct evhttp_request *req, const char *path, const char *bo
   answer(req, 200, s, latency_ms);
 }
 
+/* ---- the Flows API ---- */
+
+/* The first place of needle in the n bytes at hay (NULL: none). */
+static const char *find(const char *hay, size_t n, const char *needle) {
+  size_t k = strlen(needle);
+  for (size_t i = 0; k <= n && i <= n - k; i++)
+    if (memcmp(hay + i, needle, k) == 0) return hay + i;
+  return NULL;
+}
+
+static char *graph_error(long code, const char *msg, const char *user_msg) {
+  json_t *e = json_pack("{s:{s:s,s:s,s:i,s:s,s:s}}", "error", "message", msg, "type",
+                        "OAuthException", "code", (int)code, "error_user_msg", user_msg,
+                        "fbtrace_id", "mockflows");
+  char *s = e ? json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(e);
+  return s;
+}
+
+static Flow *flow_by_id(const char *id, size_t n) {
+  for (int i = 0; i < nflows; i++)
+    if (strlen(flows[i].id) == n && strncmp(flows[i].id, id, n) == 0) return &flows[i];
+  return NULL;
+}
+
+static const char *flow_status(const Flow *f) { return f->published ? "PUBLISHED" : "DRAFT"; }
+
+/* The validation error of an upload whose file holds the marker text (NULL: none). */
+static json_t *upload_errors(const char *body, size_t n) {
+  json_t *errs = json_array();
+  const char *file = find(body, n, "name=\"file\"");
+  const char *start = file ? find(file, n - (size_t)(file - body), "\r\n\r\n") : NULL;
+  if (!start) return errs;
+  start += 4;
+  const char *mark = find(start, n - (size_t)(start - body), "mock_validation_error");
+  if (!mark) return errs;
+  int line = 1, col = 1;
+  for (const char *p = start; p < mark; p++) {
+    if (*p == '\n') {
+      line++;
+      col = 1;
+    } else if (((unsigned char)*p & 0xC0) != 0x80) {
+      col++;
+    }
+  }
+  json_array_append_new(errs, json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:i}", "error",
+                                        "INVALID_PROPERTY", "error_type", "JSON_SCHEMA_ERROR",
+                                        "message", "mock_validation_error is not allowed here",
+                                        "line_start", line, "line_end", line, "column_start",
+                                        col, "column_end", col + 21));
+  return errs;
+}
+
+/* A Flows API request: 1 answered, 0 not one. path is after the version segment. */
+static int flows_api(struct evhttp_request *req, const char *path, int post, const char *body,
+                     size_t n) {
+  const char *a = path[0] == '/' ? path + 1 : path;
+  const char *slash = strchr(a, '/');
+  size_t alen = slash ? (size_t)(slash - a) : strlen(a);
+  const char *rest = slash ? slash + 1 : "";
+  int get = evhttp_request_get_command(req) == EVHTTP_REQ_GET;
+  char *ans = NULL;
+  int status = 200;
+  Flow *f = flow_by_id(a, alen);
+  if (!strcmp(rest, "flows") && get) {
+    json_t *data = json_array();
+    for (int i = 0; i < nflows; i++)
+      json_array_append_new(data, json_pack("{s:s,s:s,s:s}", "id", flows[i].id, "name",
+                                            flows[i].name, "status", flow_status(&flows[i])));
+    json_t *o = json_pack("{s:o}", "data", data);
+    ans = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+  } else if (!strcmp(rest, "flows") && post) {
+    json_t *j = json_loadb(body, n, 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "name"));
+    int taken = 0;
+    for (int i = 0; name && i < nflows; i++) taken |= !strcmp(flows[i].name, name);
+    if (!name || taken || nflows == MAX_FLOWS) {
+      status = 400;
+      ans = graph_error(100, "Invalid parameter", name ? "Flow name is not unique" : "name is required");
+    } else {
+      Flow *nf = &flows[nflows++];
+      memset(nf, 0, sizeof *nf);
+      snprintf(nf->id, sizeof nf->id, "%d", 1000 + nflows);
+      snprintf(nf->name, sizeof nf->name, "%s", name);
+      json_t *o = json_pack("{s:s}", "id", nf->id);
+      ans = json_dumps(o, JSON_COMPACT);
+      json_decref(o);
+    }
+    json_decref(j);
+  } else if (f && !strcmp(rest, "assets") && post) {
+    int ok = find(body, n, "name=\"file\"") && find(body, n, "FLOW_JSON") &&
+             find(body, n, "name=\"asset_type\"");
+    if (f->published) {
+      status = 400;
+      ans = graph_error(139001, "(#139001) Flow can't be updated", "The flow is published: it cannot be updated.");
+    } else if (!ok) {
+      status = 400;
+      ans = graph_error(100, "Invalid parameter", "file and asset_type=FLOW_JSON are required");
+    } else {
+      f->has_json = 1;
+      json_t *o = json_pack("{s:b,s:o}", "success", 1, "validation_errors", upload_errors(body, n));
+      ans = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+      json_decref(o);
+    }
+  } else if (f && !strcmp(rest, "publish") && post) {
+    if (!f->has_json) {
+      status = 400;
+      ans = graph_error(139002, "(#139002) Publishing Flow failed", "The flow has no Flow JSON.");
+    } else {
+      f->published = 1;
+      ans = strdup("{\"success\":true}");
+    }
+  } else if (f && !*rest && get) {
+    json_t *o = json_pack("{s:s,s:s,s:s}", "id", f->id, "name", f->name, "status", flow_status(f));
+    ans = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+  } else {
+    return 0;
+  }
+  answer(req, status, ans, latency_ms);
+  return 1;
+}
+
 static void on_request(struct evhttp_request *req, void *arg) {
   (void)arg;
   const char *uri = evhttp_request_get_uri(req);
@@ -424,7 +570,7 @@ static void on_request(struct evhttp_request *req, void *arg) {
   size_t n = evbuffer_get_length(in);
   const char *body = n ? (const char *)evbuffer_pullup(in, -1) : "";
   int post = evhttp_request_get_command(req) == EVHTTP_REQ_POST;
-  const char *m = post ? "POST" : "OTHER";
+  const char *m = post ? "POST" : evhttp_request_get_command(req) == EVHTTP_REQ_GET ? "GET" : "OTHER";
   if (uri && strncmp(uri, "/_mock/", 7) == 0) {
     control(req, uri);
     return;
@@ -443,6 +589,16 @@ static void on_request(struct evhttp_request *req, void *arg) {
   }
   if (post && strncmp(path, "/svc/", 5) == 0) {
     service(req, uri ? uri : path, body, n);
+    return;
+  }
+  const char *api = path;
+  if (api[0] == '/' && api[1] == 'v' && api[2] >= '0' && api[2] <= '9') { /* /v21.0/... */
+    const char *s = strchr(api + 1, '/');
+    api = s ? s : "";
+  }
+  if (!ends_with(path, "/messages") && flows_api(req, api, post, body, n)) {
+    fprintf(rec, "%s %s\t%s\t", m, uri ? uri : "", auth ? auth : "-");
+    put_body(rec, body, n, "\\n");
     return;
   }
   json_t *j = json_loadb(body, n, 0, NULL);

@@ -15,10 +15,11 @@ pass=0 fail=0
 for f in "$ROOT"/examples/flows/*.flow "$T"/*.flow "$T"/*.json; do
   [ -f "$f" ] && cp "$f" "$TMP/"
 done
+cp -r "$ROOT/examples/flows/forms" "$TMP/forms"
 for in in "$T"/*.in; do
   name=$(basename "$in" .in)
   args=$(sed -n '1s/^#! //p' "$in")
-  rm -rf "$TMP/run" && mkdir "$TMP/run" && cp "$TMP"/*.flow "$TMP"/*.json "$TMP/run/" 2>/dev/null
+  rm -rf "$TMP/run" && mkdir "$TMP/run" && cp -r "$TMP"/*.flow "$TMP"/*.json "$TMP/forms" "$TMP/run/" 2>/dev/null
   # shellcheck disable=SC2086
   (cd "$TMP/run" && sed 1d "$in" | "$FLOWVM" repl $args > "$TMP/$name.got" 2>&1; echo "exit $?" >> "$TMP/$name.got")
   if [ "${UPDATE_GOLDEN:-}" = 1 ]; then cp "$TMP/$name.got" "$T/$name.out"; fi

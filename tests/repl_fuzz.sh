@@ -12,6 +12,7 @@ TMP=$(mktemp -d /tmp/flowvm-rfuzz.XXXXXX)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
 pass=0 fail=0
 cp "$ROOT"/examples/flows/*.flow "$ROOT"/tests/repl/*.flow "$ROOT"/tests/repl/services.json "$TMP/"
+cp -r "$ROOT"/examples/flows/forms "$TMP/forms"
 "$FLOWC" build "$TMP/menu.flow" -o "$TMP/menu.fbc" || { echo "FAIL flowc build"; exit 1; }
 gen() { # SEED: LINES random lines
   LC_ALL=C awk -v seed="$1" -v n="$LINES" '

@@ -4,7 +4,8 @@
 # and checks: the form message's payload and flow_token; the nfm_reply moves the session on
 # with the reply's fields, exactly once when delivered twice; a reply without flow_token is
 # matched through its context.id (the wamid of the form message sent); an unreadable
-# response_json gets 200 and an "invalid" record and the session waits on; replies for an
+# response_json, or fields that do not convert to the form's types, get 200 and an
+# "invalid" record and the session waits on; replies for an
 # older form or another session are recorded as ignored; a reply racing a text of the same
 # user gives one answer; GET /admin/forms lists the records. A watchdog stops it in a minute.
 # Usage: serve_forms.sh FLOWC FLOWVM MOCKAPI ROOT [redis]. With "redis", the same against a
@@ -53,6 +54,31 @@ flow quote {
   }
 }
 FLOW
+mkdir -p "$TMP/forms"
+cat > "$TMP/forms/quote_form.json" <<'JSON'
+{
+  "version": "7.1",
+  "screens": [
+    {
+      "id": "QUOTE",
+      "title": "Your quote",
+      "terminal": true,
+      "layout": {
+        "type": "SingleColumnLayout",
+        "children": [
+          {"type": "TextInput", "name": "name", "label": "Your name", "required": true},
+          {"type": "TextInput", "name": "panels", "label": "Panels", "input-type": "number"},
+          {
+            "type": "Footer",
+            "label": "Send",
+            "on-click-action": {"name": "complete", "payload": {"name": "${form.name}", "panels": "${form.panels}"}}
+          }
+        ]
+      }
+    }
+  ]
+}
+JSON
 "$FLOWC" build "$TMP/quote.flow" -o "$TMP/quote.fbc" || { bad "flowc build"; finish; }
 start_mock || { bad "mockapi did not start"; finish; }
 if [ "$STORE" = redis ]; then
@@ -127,6 +153,7 @@ wait_form $U3
 check "unreadable response_json: 200" 200 "$(reply $U3 wamid.u3.2 '"{not json"')"
 check "older form: 200" 200 "$(reply $U3 wamid.u3.3 '"{\"flow_token\":\"'$PNID:$U3:f0'\",\"name\":\"Old\"}"')"
 check "another session's token: 200" 200 "$(reply $U3 wamid.u3.4 '"{\"flow_token\":\"'$PNID:$U1:f1'\",\"name\":\"Eve\"}"')"
+check "a panel count that is not a number: 200" 200 "$(reply $U3 wamid.u3.6 '"{\"flow_token\":\"'$PNID:$U3:f1'\",\"name\":\"Cy\",\"panels\":\"lots\"}"')"
 sleep 0.3
 check "nothing answered to those" 0 "$(said $U3 | grep -c .)"
 check "then a good reply" 200 "$(reply $U3 wamid.u3.5 '"{\"flow_token\":\"'$PNID:$U3:f1'\",\"name\":\"Cy\"}"')"
@@ -157,5 +184,8 @@ check "record: the context.id match kept the form" "applied quote_form" \
 check "record: unreadable" invalid "$(st wamid.u3.2)"
 check "record: older form" ignored "$(st wamid.u3.3)"
 check "record: another session's" ignored "$(st wamid.u3.4)"
+check "record: fields that do not convert" invalid "$(st wamid.u3.6)"
+check "record: why they do not" "field 'panels': \"lots\" is not a number" \
+  "$(jq -r '.entries[] | select(.entry.wamid == "wamid.u3.6") | .entry.why' "$TMP/forms.json")"
 check "admin forms needs the token" 401 "$(code "$URL/admin/forms")"
 finish

@@ -21,6 +21,8 @@
  *   |     steps       : u16 count x (u32 k name, u32 pc, u32 line)               |
  *   |     code        : u32 length, bytes                                        |
  *   |     lines       : u32 count x (u32 pc, u32 line), pc ascending             |
+ *   |     form fields : u16 count x (u32 k name, u8 type FV_T_*): the types the  |
+ *   |                   replies of the flow's forms are converted to             |
  *   +---------------------------------------------------------------------------+
  *
  * Instruction encoding: u8 opcode, then its operands (vm/opcodes.def): A and B are u16,
@@ -115,6 +117,13 @@ typedef struct FvLine {
   uint32_t pc, line;
 } FvLine;
 
+/* A reply field of the flow's forms and the type its value is converted to: FV_T_TEXT,
+ * NUMBER, BOOL, LIST or RECORD. */
+typedef struct FvFormField {
+  uint32_t name;          /* text constant */
+  uint8_t type;
+} FvFormField;
+
 typedef struct FvFlow {
   uint32_t name, title; /* constants; title FV_NONE32 = none */
   uint16_t nparams, nlocals;
@@ -127,6 +136,8 @@ typedef struct FvFlow {
   uint8_t *code;
   uint32_t nlines;
   FvLine *lines;
+  uint16_t nformfields;
+  FvFormField *formfields;
   uint16_t max_stack;     /* computed by the verifier */
 } FvFlow;
 

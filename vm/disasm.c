@@ -41,8 +41,8 @@ const char *fv_msg_name(int kind) {
 const char *fv_event_name(int kind) {
   static const char *const n[] = {"?",     "start",    "text",    "button",    "list",
                                   "form",  "media",    "location", "timeout", "action_ok",
-                                  "action_error", "intent"};
-  return kind >= 0 && kind <= FV_EV_INTENT ? n[kind] : "?";
+                                  "action_error", "intent", "form_invalid"};
+  return kind >= 0 && kind <= FV_EV_FORM_INVALID ? n[kind] : "?";
 }
 
 const char *fv_ask_name(int ask) {
@@ -207,6 +207,9 @@ static void flow_listing(FvBuf *b, const FvProgram *p, int f) {
       fv_buf_printf(b, " else %s", fv_const_text(p, fl->steps[tr->else_step].name));
     fv_buf_putc(b, '\n');
   }
+  for (int i = 0; i < fl->nformfields; i++)
+    fv_buf_printf(b, "  form field %s %s\n", fv_const_text(p, fl->formfields[i].name),
+                  fv_type_name((FvType)fl->formfields[i].type));
   for (int i = 0; i < fl->nlocals; i++)
     if (fl->local_names[i] != FV_NONE32)
       fv_buf_printf(b, "  local %d %s\n", i, fv_const_text(p, fl->local_names[i]));

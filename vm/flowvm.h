@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FV_FORMAT_VERSION 2     /* bytecode format version written and accepted */
+#define FV_FORMAT_VERSION 3     /* bytecode format version written and accepted */
 #define FV_STATE_VERSION 2      /* session state format version */
 
 /* ------------------------------------------------------------------------------------ */
@@ -143,7 +143,10 @@ typedef enum {
   FV_EV_TIMEOUT,      /* timer_id: the timer that fired */
   FV_EV_ACTION_OK,    /* data: the action's result; text: idempotency key */
   FV_EV_ACTION_ERROR, /* title: error message; text: idempotency key */
-  FV_EV_INTENT        /* text: intent name, confidence, data: entities record */
+  FV_EV_INTENT,       /* text: intent name, confidence, data: entities record */
+  FV_EV_FORM_INVALID  /* never sent by a host: an FV_EV_FORM whose fields do not convert
+                         to the types of the waiting flow's forms becomes this event (the
+                         fields are not merged into `form`; FvResult.invalid says why) */
 } FvEventKind;
 
 /* Bits of a WAIT mask: which events a wait accepts. Others are ignored (no state change). */
@@ -234,6 +237,7 @@ typedef struct FvResult {
   size_t neffects;
   uint64_t instructions; /* executed by this resume */
   char error[256];
+  char invalid[200];     /* a form reply whose fields did not convert: why (else empty) */
 } FvResult;
 
 typedef struct FvSession FvSession;

@@ -1350,10 +1350,19 @@ static FvStatus resume(const FvProgram *p, FvSession *s, const FvEvent *ev, cons
         s->wait.due_ms = 0;
       }
       if (ev->kind == FV_EV_FORM && s->ev.data.type == FV_T_RECORD) {
-        FvValue m = fv_record_merge(s->heap, s->ctx[FV_CTX_FORM], s->ev.data);
-        if (m.type == FV_T_RECORD) {
-          fv_value_release(s->ctx[FV_CTX_FORM]);
-          s->ctx[FV_CTX_FORM] = m;
+        /* the fields as the types of the waiting flow's forms; a value that does not
+           convert makes the event FORM_INVALID, and form stays as it was */
+        FvValue conv;
+        if (fv_form_convert(s->heap, p, r->flow, s->ev.data, &conv, out->invalid,
+                            sizeof out->invalid) != 0) {
+          s->ev.kind = FV_EV_FORM_INVALID;
+        } else {
+          FvValue m = fv_record_merge(s->heap, s->ctx[FV_CTX_FORM], conv);
+          fv_value_release(conv);
+          if (m.type == FV_T_RECORD) {
+            fv_value_release(s->ctx[FV_CTX_FORM]);
+            s->ctx[FV_CTX_FORM] = m;
+          }
         }
       }
       s->wait.active = 0;

@@ -1,8 +1,11 @@
 /* vm/ops_event.c: what the interpreter reads from the current event: reply-button
  * matching (EVBUTTON: an id, or a typed text equal to the title once trimmed, case-folded
- * and space-collapsed) and the ask conversions (EVVALUE, one per FvAskType). The text
- * rules themselves are in stdlib/textconv.c, shared with the builtins.
+ * and space-collapsed), the ask conversions (EVVALUE, one per FvAskType) and the
+ * conversion of a form reply's fields to the types of the flow's forms. The text rules
+ * themselves are in stdlib/textconv.c, shared with the builtins.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "textconv.h"
@@ -124,4 +127,87 @@ FvValue fv_ev_value(FvHeap *h, const FvCurEvent *ev, int ask) {
   case FV_ASK__COUNT: break;
   }
   return fv_unset();
+}
+
+/* One reply value as type t: 0 and *out (a new reference), or -1. Values arrive as texts
+ * (WhatsApp sends numbers as "4") or as JSON values. */
+static int form_value(FvHeap *h, FvValue v, uint8_t t, FvValue *out) {
+  size_t len = 0;
+  const char *s = fv_text_ptr(v, &len);
+  if (v.type == t || (t == FV_T_NUMBER && v.type == FV_T_INT) || v.type == FV_T_UNSET) {
+    *out = fv_value_retain(v);
+    return 0;
+  }
+  if (t == FV_T_TEXT && (v.type == FV_T_INT || v.type == FV_T_NUMBER || v.type == FV_T_BOOL)) {
+    char *txt = fv_value_to_string(v);
+    *out = txt ? fv_text(h, txt, strlen(txt)) : fv_unset();
+    free(txt);
+    return txt ? 0 : -1;
+  }
+  if (!s) return -1;
+  if (t == FV_T_NUMBER) {
+    double d;
+    int64_t i;
+    if (fv_parse_int(s, len, &i) == 0) *out = fv_int(i);
+    else if (fv_parse_decimal(s, len, &d, NULL) == 0) *out = fv_number(d);
+    else return -1;
+    return 0;
+  }
+  if (t == FV_T_BOOL) {
+    int b = fv_parse_bool(s, len);
+    if (b < 0) return -1;
+    *out = fv_bool(b);
+    return 0;
+  }
+  /* a list or a record sent as JSON text */
+  char err[64];
+  FvValue j;
+  if (fv_value_from_json(h, s, len, &j, err, sizeof err) != 0) return -1;
+  if (j.type != t) {
+    fv_value_release(j);
+    return -1;
+  }
+  *out = j;
+  return 0;
+}
+
+int fv_form_convert(FvHeap *h, const FvProgram *p, int flow, FvValue data, FvValue *out,
+                    char *why, size_t n) {
+  const FvFlow *fl = flow >= 0 && flow < p->img.nflows ? &p->img.flows[flow] : NULL;
+  size_t nf = fv_record_len(data);
+  FvValue *keys = calloc(nf + 1, sizeof(FvValue)), *vals = calloc(nf + 1, sizeof(FvValue));
+  int rc = keys && vals ? 0 : -1;
+  if (rc) snprintf(why, n, "out of memory");
+  size_t done = 0;
+  for (; rc == 0 && done < nf; done++) {
+    keys[done] = fv_record_key(data, done);
+    FvValue v = fv_record_val(data, done);
+    size_t klen = 0;
+    const char *k = fv_text_ptr(keys[done], &klen);
+    const FvFormField *ff = NULL;
+    for (int i = 0; fl && k && i < fl->nformfields; i++) {
+      const char *name = fv_const_text(p, fl->formfields[i].name);
+      if (strlen(name) == klen && memcmp(name, k, klen) == 0) ff = &fl->formfields[i];
+    }
+    if (!ff) {
+      vals[done] = fv_value_retain(v);
+    } else if (form_value(h, v, ff->type, &vals[done]) != 0) {
+      char *shown = fv_value_to_json(v);
+      snprintf(why, n, "field '%.*s': %.80s is not a %s", (int)klen, k, shown ? shown : "?",
+               fv_type_name((FvType)ff->type));
+      free(shown);
+      rc = -1;
+    }
+  }
+  if (rc == 0) {
+    *out = fv_record(h, nf, keys, vals);
+    if (out->type != FV_T_RECORD) {
+      snprintf(why, n, "out of memory");
+      rc = -1;
+    }
+  }
+  for (size_t i = 0; vals && i < done; i++) fv_value_release(vals[i]);
+  free(keys);
+  free(vals);
+  return rc;
 }

@@ -128,7 +128,8 @@ static size_t image_size(const FvImage *img) {
   for (int f = 0; f < img->nflows; f++) {
     const FvFlow *fl = &img->flows[f];
     size_t add = 4 + 4 + 2 + 2 + 4 * (size_t)fl->nlocals + 2 + 15 * (size_t)fl->ntriggers + 2 +
-                 12 * (size_t)fl->nsteps + 4 + 4 + 8 * (size_t)fl->nlines;
+                 12 * (size_t)fl->nsteps + 4 + 4 + 8 * (size_t)fl->nlines + 2 +
+                 5 * (size_t)fl->nformfields;
     if (add > SIZE_MAX / 4 - n || fl->code_len > SIZE_MAX / 4 - n - add) return SIZE_MAX;
     n += add + fl->code_len;
   }
@@ -208,6 +209,11 @@ uint8_t *fv_image_write(const FvImage *img, size_t *len) {
     for (uint32_t i = 0; i < fl->nlines; i++) {
       p = put32(p, fl->lines[i].pc);
       p = put32(p, fl->lines[i].line);
+    }
+    p = put16(p, fl->nformfields);
+    for (int i = 0; i < fl->nformfields; i++) {
+      p = put32(p, fl->formfields[i].name);
+      p = put8(p, fl->formfields[i].type);
     }
   }
   if ((size_t)(p - buf) != total) abort(); /* image_size and the writer disagree */
@@ -391,6 +397,14 @@ static int load_flow(Rd *r, FvFlow *fl, int index) {
     fl->lines[i].pc = rd32(r, "line table");
     fl->lines[i].line = rd32(r, "line table");
   }
+  fl->nformfields = rd16(r, "form field count");
+  if (rd_count(r, fl->nformfields, 5, "form fields")) return -1;
+  fl->formfields = rd_alloc(r, fl->nformfields, sizeof(FvFormField));
+  if (!fl->formfields) return -1;
+  for (int i = 0; i < fl->nformfields; i++) {
+    fl->formfields[i].name = rd32(r, "form field");
+    fl->formfields[i].type = rd8(r, "form field");
+  }
   return r->failed ? -1 : 0;
 }
 
@@ -476,6 +490,7 @@ void fv_image_free(FvImage *img) {
     free(fl->steps);
     free(fl->code);
     free(fl->lines);
+    free(fl->formfields);
   }
   free(img->flows);
   memset(img, 0, sizeof *img);

@@ -129,7 +129,7 @@ static int check_operands(Vf *v, uint32_t pc) {
     if (a >= FV_MSG__COUNT) return fail(v, pc, "message kind %u out of range", a);
     return 0;
   case FV_OP_EVKIND:
-    if (a < FV_EV_START || a > FV_EV_INTENT) return fail(v, pc, "unknown event kind %u", a);
+    if (a < FV_EV_START || a > FV_EV_FORM_INVALID) return fail(v, pc, "unknown event kind %u", a);
     return 0;
   case FV_OP_EVVALUE:
     if (a >= FV_ASK__COUNT) return fail(v, pc, "ask type %u out of range", a);
@@ -292,6 +292,23 @@ static int check_triggers(Vf *v, FvFlow *fl, FvFlowRt *rt) {
   return 0;
 }
 
+/* The form fields: text constants, each once, converted to a type a reply can hold. */
+static int check_form_fields(Vf *v, const FvFlow *fl) {
+  for (int i = 0; i < fl->nformfields; i++) {
+    const FvFormField *ff = &fl->formfields[i];
+    if (!fv_const_is_text(v->p, ff->name))
+      return fail(v, UINT32_MAX, "form field %d: name is not a text constant", i);
+    if (ff->type != FV_T_TEXT && ff->type != FV_T_NUMBER && ff->type != FV_T_BOOL &&
+        ff->type != FV_T_LIST && ff->type != FV_T_RECORD)
+      return fail(v, UINT32_MAX, "form field %d: type %u is not one a reply converts to", i,
+                  ff->type);
+    for (int k = 0; k < i; k++)
+      if (strcmp(fv_const_text(v->p, fl->formfields[k].name), fv_const_text(v->p, ff->name)) == 0)
+        return fail(v, UINT32_MAX, "form field %d: a second time", i);
+  }
+  return 0;
+}
+
 static int check_flow(Vf *v, int f) {
   FvFlow *fl = &v->p->img.flows[f];
   FvFlowRt *rt = &v->p->rt[f];
@@ -319,7 +336,7 @@ static int check_flow(Vf *v, int f) {
     if (i && fl->lines[i].pc <= fl->lines[i - 1].pc)
       return fail(v, UINT32_MAX, "line table entry %u: pc %u not ascending", i, fl->lines[i].pc);
   }
-  if (check_triggers(v, fl, rt)) return -1;
+  if (check_triggers(v, fl, rt) || check_form_fields(v, fl)) return -1;
   Flowck k = {0};
   size_t n = fl->code_len ? fl->code_len : 1;
   k.start = calloc(n, 1);

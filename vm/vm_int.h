@@ -196,5 +196,9 @@ int fv_ev_button(const FvCurEvent *ev, const char *id, size_t idlen, const char 
                  size_t titlelen);
 FvValue fv_ev_value(FvHeap *h, const FvCurEvent *ev, int ask);
 int fv_text_norm_equal(const char *a, size_t alen, const char *b, size_t blen);
+/* A form reply's fields converted to the types of flow's form fields (FvFlow.formfields):
+ * 0 and *out (a new record), or -1 with why ("field 'panels': \"many\" is not a number"). */
+int fv_form_convert(FvHeap *h, const FvProgram *p, int flow, FvValue data, FvValue *out,
+                    char *why, size_t n);
 
 #endif

@@ -122,7 +122,7 @@ static const struct CodeRule {
     {"CALLB arity", C(UNSET, UNSET, CALLB, FV_B_upper, 0, 2, 0, POP), 0, "flow main: pc 5: CALLB: builtin upper takes 1 arguments, not 2"},
     {"SEND kind", C(UNSET, SEND, FV_MSG__COUNT, 0), 0, "flow main: pc 4: SEND: message kind 9 out of range"},
     {"EVKIND kind", C(EVKIND, 0, 0, POP), 0, "flow main: pc 3: EVKIND: unknown event kind 0"},
-    {"EVKIND kind high", C(EVKIND, FV_EV_INTENT + 1, 0, POP), 0, "flow main: pc 3: EVKIND: unknown event kind 12"},
+    {"EVKIND kind high", C(EVKIND, FV_EV_FORM_INVALID + 1, 0, POP), 0, "flow main: pc 3: EVKIND: unknown event kind 13"},
     {"EVVALUE type", C(EVVALUE, FV_ASK__COUNT, 0, POP), 0, "flow main: pc 3: EVVALUE: ask type 10 out of range"},
     {"RANDOM range", C(RANDOM, 0, 0, POP), 0, "flow main: pc 3: RANDOM: range must be at least 1"},
     {"ADDK constant in range", C(UNSET, ADDK, 0xE7, 0x03, POP), 0, "flow main: pc 4: ADDK: constant 999 out of range (12 constants)"},
@@ -199,6 +199,16 @@ static void m_trig_else(Asm *a) { add_trigger(a, FV_TRIG_INTENT, K_NAME, 5); }
 static void m_trig_regex(Asm *a) { add_trigger(a, FV_TRIG_REGEX, k_text(a, "(unclosed"), -1); }
 static void m_trig_guard(Asm *a) { add_trigger(a, FV_TRIG_REGEX, k_text(a, "(a)\\1"), -1); }
 static void m_trig_guard_reps(Asm *a) { add_trigger(a, FV_TRIG_REGEX, k_text(a, "((a{50}){50})"), -1); }
+static void add_form_fields(Asm *a, uint32_t name0, uint8_t type0, uint32_t name1) {
+  FvFlow *f = &a->img.flows[0];
+  f->formfields = realloc(f->formfields, 2 * sizeof(FvFormField));
+  f->formfields[0] = (FvFormField){name0, type0};
+  f->formfields[1] = (FvFormField){name1, FV_T_TEXT};
+  f->nformfields = 2;
+}
+static void m_form_name(Asm *a) { add_form_fields(a, K_NAME, FV_T_NUMBER, K_INT7); }
+static void m_form_type(Asm *a) { add_form_fields(a, K_NAME, FV_T_DURATION, K_SUB); }
+static void m_form_twice(Asm *a) { add_form_fields(a, K_NAME, FV_T_LIST, K_NAME); }
 static void m_line_outside(Asm *a) { a->img.flows[0].lines[0].pc = 99; }
 static void m_line_order(Asm *a) {
   FvFlow *f = &a->img.flows[0];
@@ -235,6 +245,9 @@ static const struct ImageRule {
     {"regex compiles", m_trig_regex, "flow main: trigger 0: bad regex: Unmatched ( or \\("},
     {"regex back-references", m_trig_guard, "flow main: trigger 0: regex refused: back-references are not allowed"},
     {"regex repetition", m_trig_guard_reps, "flow main: trigger 0: regex refused: repetition counts multiply to more than 1000"},
+    {"form field name", m_form_name, "flow main: form field 1: name is not a text constant"},
+    {"form field type", m_form_type, "flow main: form field 0: type 5 is not one a reply converts to"},
+    {"form field once", m_form_twice, "flow main: form field 1: a second time"},
     {"line table inside the code", m_line_outside, "flow main: line table entry 0: pc 99 outside the code"},
     {"line table ascending", m_line_order, "flow main: line table entry 1: pc 0 not ascending"},
     {"stack at most 255", m_overflow, "flow main: pc 258: TRUE: stack deeper than 255"},
@@ -283,7 +296,7 @@ START_TEST(file_rules) {
   ck_assert_str_eq(bytes_msg(c, n), "not a flow bytecode file (bad magic)");
   memcpy(c, b, n);
   c[4] = 1;
-  ck_assert_str_eq(bytes_msg(c, n), "bytecode version 1 is not supported (expected 2)");
+  ck_assert_str_eq(bytes_msg(c, n), "bytecode version 1 is not supported (expected 3)");
   memcpy(c, b, n);
   c[6] = 1;
   ck_assert_str_eq(bytes_msg(c, n), "unknown header flags 0x0001");
@@ -302,11 +315,11 @@ START_TEST(file_rules) {
   put32(c + 8, (uint32_t)(n + 1 - FV_HEADER_SIZE));
   rehash(c, n + 1);
   ck_assert_str_eq(bytes_msg(c, n + 1), "corrupt file: 1 bytes after the last flow");
-  /* a truncated body */
+  /* a truncated body (the line table, then the form field count: 2 bytes) */
   memcpy(c, b, n);
   put32(c + 8, (uint32_t)(n - 3 - FV_HEADER_SIZE));
   rehash(c, n - 3);
-  ck_assert_str_eq(bytes_msg(c, n - 3), "corrupt file: 1 line table entries do not fit in the 5 bytes left");
+  ck_assert_str_eq(bytes_msg(c, n - 3), "corrupt file: 1 line table entries do not fit in the 7 bytes left");
   /* counts checked against the bytes left before allocating */
   memcpy(c, b, n);
   put32(c + FV_HEADER_SIZE + 4, 0xFFFFFFFFu);

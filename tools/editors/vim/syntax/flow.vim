@@ -56,7 +56,7 @@ syn keyword flowType contained text number int bool duration list record email p
 syn match flowBuiltin "\<\%(len\|upper\|lower\|trim\|contains\|starts_with\|matches\|is_number\|to_number\|to_int\|decimals\|round\|floor\|text\|format_number\|join\|split\|at\|has\|is_set\|default\|is_email\|is_phone\|today\|now\|min\|max\|seconds\|range\)\ze\s*("
 syn keyword flowContext contact channel member session message
 syn match flowContext "\<form\ze\s*\."
-syn keyword flowEvent whatsapp_flow_response_received message_received image_received location_received
+syn keyword flowEvent whatsapp_flow_response_received message_received image_received location_received whatsapp_flow_response_invalid
 
 " Fields and record keys are names, never keywords (order.id, { id: 1 })
 syn match flowField "\.\s*\h\w*"
