@@ -132,7 +132,8 @@ echo
 echo "== a WhatsApp Flows form with examples/flows/solar.flow =="
 USER_WA=15557654321
 say "solar"
-fill '{"full_name":"Ana Souza","phone":"+5511987654321","email":"ana@example.com","city":"Campinas","panels":"12"}'
+echo "  (the form, examples/flows/forms/solar_installation.json: $(jq -r '[.screens[].id] | "\(length) screens: " + join(" > ")' examples/flows/forms/solar_installation.json))"
+fill '{"full_name":"Ana Souza","phone":"+5511987654321","email":"ana@example.com","street":"Rua das Flores 12","city":"Campinas","postal_code":"13010-000","roof_type":"pitched","orientation":"north","roof_area":"64","monthly_bill":"420","appliances":["air_conditioning","electric_shower"],"panels":"12","battery":true,"visit_date":"2026-12-03","visit_time":"morning","accept_terms":true}'
 
 echo
 echo "flowvm is running at $URL (pid $VM_PID), with every example flow loaded:"
