@@ -174,7 +174,41 @@ static int all_digits(const char *s) {
   return 1;
 }
 
-/* A WhatsApp Flows message: flow_id when the name is numeric, else flow_name; navigate to
+static json_t *g_form_ids; /* form name -> Meta flow id (forms.lock), or NULL */
+
+int fr_cloud_load_forms_lock(const char *path, char *err, size_t errlen) {
+  json_error_t je;
+  json_t *lock = json_load_file(path, 0, &je);
+  json_t *forms = json_object_get(lock, "forms");
+  if (!json_is_object(forms)) {
+    snprintf(err, errlen, "%s: %s", path, lock ? "not a forms.lock (no \"forms\" object)" : je.text);
+    json_decref(lock);
+    return -1;
+  }
+  json_t *ids = json_object();
+  const char *name;
+  json_t *f;
+  json_object_foreach(forms, name, f) {
+    const char *id = json_string_value(json_object_get(f, "flow_id"));
+    if (id && *id) json_object_set_new(ids, name, json_string(id));
+  }
+  json_decref(lock);
+  json_decref(g_form_ids);
+  g_form_ids = ids;
+  return 0;
+}
+
+const char *fr_cloud_form_name(const char *flow_id) {
+  const char *name;
+  json_t *id;
+  json_object_foreach(g_form_ids, name, id) {
+    if (flow_id && strcmp(json_string_value(id), flow_id) == 0) return name;
+  }
+  return NULL;
+}
+
+/* A WhatsApp Flows message: flow_id when forms.lock knows the form, or the name is
+ * numeric, else flow_name; navigate to
  * the screen with the data when a screen is given (Meta requires the payload for navigate),
  * else flow_action is left to Meta's default (the flow's first screen). */
 static json_t *form(FvValue p, char *err, size_t errlen) {
@@ -191,7 +225,14 @@ static json_t *form(FvValue p, char *err, size_t errlen) {
   json_t *params = json_object();
   json_object_set_new(params, "flow_message_version", json_string("3"));
   json_object_set_new(params, "flow_token", tok);
-  json_object_set_new(params, all_digits(json_string_value(name)) ? "flow_id" : "flow_name", name);
+  json_t *id = json_object_get(g_form_ids, json_string_value(name));
+  if (id) {
+    json_object_set(params, "flow_id", id);
+    json_decref(name);
+  } else {
+    json_object_set_new(params, all_digits(json_string_value(name)) ? "flow_id" : "flow_name",
+                        name);
+  }
   json_t *cta = jfield(p, "cta");
   json_object_set_new(params, "flow_cta", cta ? cta : json_string("Open form"));
   json_t *screen = jfield(p, "screen");

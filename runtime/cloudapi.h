@@ -25,6 +25,13 @@
 /* The JSON body for one SEND effect to the user `to`. Returns a malloc'd string, or NULL
  * with a message in err for a payload that cannot be sent (unknown kind, missing field). */
 char *fr_cloud_body(const char *to, FvMsgKind msg, FvValue payload, char *err, size_t errlen);
+/* Reads the forms.lock that `flowc forms sync` writes (docs/forms.md): from then on a form
+ * message for a form named there goes out with its Meta flow_id (the current flow, also
+ * after a changed published form became NAME_v2) instead of flow_name. 0, or -1 with a
+ * message in err (unreadable, not a lock). Process-wide; called once at start. */
+int fr_cloud_load_forms_lock(const char *path, char *err, size_t errlen);
+/* The form name forms.lock gives the Meta flow id, or NULL (borrowed). */
+const char *fr_cloud_form_name(const char *flow_id);
 
 typedef struct FrSender FrSender;
 

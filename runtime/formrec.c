@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "cloudapi.h"
 #include "formrec.h"
 
 char *fr_form_sent_value(const char *body) {
@@ -18,7 +19,11 @@ char *fr_form_sent_value(const char *body) {
   const char *type = json_string_value(json_object_get(inter, "type"));
   const char *tok = json_string_value(json_object_get(params, "flow_token"));
   const char *form = json_string_value(json_object_get(params, "flow_name"));
-  if (!form) form = json_string_value(json_object_get(params, "flow_id"));
+  if (!form) { /* by flow id: the form's name when forms.lock has it */
+    form = json_string_value(json_object_get(params, "flow_id"));
+    const char *named = fr_cloud_form_name(form);
+    if (named) form = named;
+  }
   char *v = NULL;
   if (type && strcmp(type, "flow") == 0 && tok && !strchr(tok, '\n')) {
     size_t n = strlen(tok) + (form ? strlen(form) : 0) + 2;

@@ -81,12 +81,13 @@ typedef struct {
 
 static void usage(FILE *f) {
   fputs("usage: flowvm serve [--listen HOST:PORT] [--api-base URL] [--redis URL] "
-        "[--services FILE] [--workers N] FLOWS.fbc|DIR...\n"
+        "[--services FILE] [--workers N] [--forms-lock FILE] FLOWS.fbc|DIR...\n"
         "environment: FLOWVM_LISTEN (default " DEFAULT_LISTEN "), WHATSAPP_API_BASE (default "
         DEFAULT_API_BASE "),\n"
         "  FLOWVM_REDIS_URL (redis://host:port/db; unset: the embedded in-memory store),\n"
         "  FLOWVM_SERVICES (the action services file, JSON; see docs/runtime.md),\n"
         "  FLOWVM_WORKERS (processes sharing the port; more than 1 needs Redis),\n"
+        "  FLOWVM_FORMS_LOCK (forms.lock of flowc forms sync: forms sent by Meta flow id),\n"
         "  WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, WHATSAPP_ACCESS_TOKEN (required; or\n"
         "  the same names with _FILE: a file holding the secret)\n"
         "  FLOWVM_ADMIN_TOKEN or FLOWVM_ADMIN_TOKEN_FILE (optional: enables /admin/)\n"
@@ -610,6 +611,7 @@ int fr_serve_main(int argc, char **argv) {
   const char *redis = getenv("FLOWVM_REDIS_URL");
   const char *services = getenv("FLOWVM_SERVICES");
   const char *workers_s = getenv("FLOWVM_WORKERS");
+  const char *forms_lock = getenv("FLOWVM_FORMS_LOCK");
   int i = 1;
   for (; i < argc; i++) {
     if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc) listen = argv[++i];
@@ -617,6 +619,7 @@ int fr_serve_main(int argc, char **argv) {
     else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) redis = argv[++i];
     else if (strcmp(argv[i], "--services") == 0 && i + 1 < argc) services = argv[++i];
     else if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) workers_s = argv[++i];
+    else if (strcmp(argv[i], "--forms-lock") == 0 && i + 1 < argc) forms_lock = argv[++i];
     else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
@@ -638,6 +641,14 @@ int fr_serve_main(int argc, char **argv) {
   sv.cfg.api_base = strdup(api && *api ? api : DEFAULT_API_BASE);
   sv.cfg.redis_url = redis && *redis ? strdup(redis) : NULL;
   sv.cfg.services_path = services && *services ? strdup(services) : NULL;
+  if (forms_lock && *forms_lock) {
+    char lerr[600];
+    if (fr_cloud_load_forms_lock(forms_lock, lerr, sizeof lerr) != 0) {
+      fprintf(stderr, "flowvm: FLOWVM_FORMS_LOCK: %s\n", lerr);
+      free_config(&sv.cfg);
+      return 1;
+    }
+  }
   if (secret("WHATSAPP_APP_SECRET", &sv.cfg.app_secret) ||
       secret("WHATSAPP_VERIFY_TOKEN", &sv.cfg.verify_token) ||
       secret("WHATSAPP_ACCESS_TOKEN", &sv.cfg.access_token) ||

@@ -87,6 +87,12 @@ if [ "$STORE" = redis ]; then
   EXTRA_PIDS=$!
   i=0; while ! redis-cli -p "$RPORT" ping > /dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
   export FLOWVM_REDIS_URL="redis://127.0.0.1:$RPORT"
+  # with Redis, the forms.lock of flowc forms sync: the form goes out by its Meta flow id
+  printf '{"forms":{"quote_form":{"name":"quote_form","meta_name":"quote_form_v2","flow_id":"4242","sha256":"x","status":"PUBLISHED","version":2}},"version":1}\n' > "$TMP/forms.lock"
+  export FLOWVM_FORMS_LOCK="$TMP/forms.lock"
+  FORM_REF=4242
+else
+  FORM_REF=quote_form
 fi
 WHATSAPP_APP_SECRET=$SECRET WHATSAPP_VERIFY_TOKEN=v WHATSAPP_ACCESS_TOKEN=t FLOWVM_ADMIN_TOKEN=$ADMIN \
   WHATSAPP_API_BASE="http://127.0.0.1:$MOCK_PORT/v21.0" \
@@ -125,8 +131,8 @@ U1=15550000101
 check "quote: accepted" 200 "$(text $U1 wamid.u1.1 quote)"
 wait_form $U1
 check "the form's flow_token names the session and the form" "$PNID:$U1:f1" "$(form_sent $U1)"
-check "the form message" "flow Open the form quote_form" \
-  "$(grep "\"to\":\"$U1\"" "$TMP/record" | cut -f3 | jq -r 'select(.type == "interactive") | "\(.interactive.type) \(.interactive.action.parameters.flow_cta) \(.interactive.action.parameters.flow_name)"')"
+check "the form message (by flow_id from forms.lock, else flow_name)" "flow Open the form $FORM_REF" \
+  "$(grep "\"to\":\"$U1\"" "$TMP/record" | cut -f3 | jq -r 'select(.type == "interactive") | "\(.interactive.type) \(.interactive.action.parameters.flow_cta) \(.interactive.action.parameters.flow_id // .interactive.action.parameters.flow_name)"')"
 R1='"{\"flow_token\":\"'$PNID:$U1:f1'\",\"name\":\"Ana\"}"'
 check "reply: accepted" 200 "$(reply $U1 wamid.u1.2 "$R1")"
 wait_said $U1 1
