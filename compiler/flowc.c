@@ -1,5 +1,5 @@
 /* compiler/flowc.c: the flowc command line: build, check, disasm, test, graph, builtins,
- * and the maintenance command syntax (editor grammars, compiler/syntax.c). Parses
+ * forms, lsp (the language server, compiler/lsp.c), and the maintenance command syntax (editor grammars, compiler/syntax.c). Parses
  * arguments, runs the pipeline (compiler.h) and maps outcomes to exit codes:
  *   0 ok, 1 usage or I/O error (forms sync: also a Flows API error), 65 compile errors,
  *   rejected bytecode or an invalid Flow JSON, 70 failed tests or an internal error.
@@ -10,6 +10,7 @@
 
 #include "builtins.h"
 #include "compiler.h"
+#include "lsp.h"
 #include "forms_sync.h"
 #include "transcript.h"
 
@@ -29,6 +30,7 @@ static const char *const usage_main =
     "  graph FILE.flow...              draw the flows (Graphviz DOT or Mermaid)\n"
     "  forms sync FILE...              create, upload and publish the forms on Meta\n"
     "  builtins                        list the builtin functions (Markdown)\n"
+    "  lsp                             the language server (LSP over stdin/stdout)\n"
     "\n"
     "Run 'flowc COMMAND --help' for a command's options.\n"
     "Exit status: 0 ok, 1 usage, 65 compile errors or rejected bytecode, 70 failed tests\n"
@@ -404,6 +406,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "builtins")) return cmd_builtins();
   if (!strcmp(cmd, "syntax")) return cmd_syntax(argc - 2, argv + 2);
   if (!strcmp(cmd, "forms")) return cmd_forms(argc - 2, argv + 2);
+  if (!strcmp(cmd, "lsp")) return fl_lsp_main(stdin, stdout);
   fprintf(stderr, "flowc: unknown command '%s'\n%s", cmd, usage_main);
   return EX_USAGE;
 }

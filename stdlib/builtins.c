@@ -47,7 +47,7 @@ static int fail(FvBuiltinCtx *cx, const char *fmt, ...) {
   return -1;
 }
 
-static const char *letter_name(char l) {
+const char *fv_builtin_type_name(char l) {
   switch (l) {
   case 't': return "text";
   case 'n': return "number";
@@ -81,7 +81,7 @@ static int check(FvBuiltinCtx *cx, int b, const FvValue *args, int argc) {
   for (int i = 0; i < argc; i++)
     if (!fits(params[i], args[i]))
       return fail(cx, "%s: argument %d is %s, expected %s", fv_builtins[b].name, i + 1,
-                  fv_type_name((FvType)args[i].type), letter_name(params[i]));
+                  fv_type_name((FvType)args[i].type), fv_builtin_type_name(params[i]));
   return 0;
 }
 

@@ -33,5 +33,7 @@ enum {
 
 extern const FvBuiltin fv_builtins[FV_B__COUNT];
 int fv_builtin_find(const char *name); /* index, or -1 */
+/* The type a letter of builtins.def stands for ("text", ... "any"). */
+const char *fv_builtin_type_name(char letter);
 
 #endif
