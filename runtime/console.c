@@ -182,6 +182,20 @@ static void put_time(FILE *out, int64_t ms) {
     fprintf(out, "%lld ms", (long long)ms);
 }
 
+void fv_console_render_in(FILE *out, const FvEffect *fx, const FvProgram *p, int flow) {
+  fv_console_render(out, fx);
+  int n = fx->kind == FV_FX_SEND && fx->msg == FV_MSG_FORM && p && flow >= 0
+              ? fv_program_form_field(p, flow, -1, NULL, NULL)
+              : 0;
+  for (int i = 0; i < n; i++) {
+    const char *name = NULL;
+    FvType t = FV_T_TEXT;
+    fv_program_form_field(p, flow, i, &name, &t);
+    fprintf(out, "%s%s %s", i ? ", " : INDENT "fields: ", name ? name : "?", fv_type_name(t));
+  }
+  if (n) fputc('\n', out);
+}
+
 void fv_console_render(FILE *out, const FvEffect *fx) {
   FvValue p = fx->payload;
   switch (fx->kind) {

@@ -23,5 +23,9 @@
 
 /* Writes the effect, one or more lines, each ending in a newline. */
 void fv_console_render(FILE *out, const FvEffect *fx);
+/* The same; a form also lists the fields its reply brings, with their types, as the
+ * program's flow declares them (its forms' Flow JSON):
+ *        fields: full_name text, panels number, battery bool */
+void fv_console_render_in(FILE *out, const FvEffect *fx, const FvProgram *p, int flow);
 
 #endif

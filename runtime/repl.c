@@ -230,7 +230,8 @@ void fr_repl_show_effect(FrRepl *r, const FvEffect *e) {
   if (e->kind == FV_FX_AUDIT && !strcmp(e->name, "step")) return;
   /* an action without a --services answer is shown by the question that asks for it */
   if (e->kind == FV_FX_ACTION && !mock_answer(r, e->name)) return;
-  fv_console_render(r->out, e);
+  /* a form lists the fields its reply brings: those of the flow that sends it */
+  fv_console_render_in(r->out, e, r->p, r->chat.s ? fv_session_flow(r->chat.s) : -1);
 }
 
 void fr_repl_show_pending(FrRepl *r) {

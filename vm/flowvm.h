@@ -108,6 +108,10 @@ void fv_program_free(FvProgram *p);
 uint64_t fv_program_hash(const FvProgram *p); /* content hash: identifies the version */
 int fv_program_flow_count(const FvProgram *p);
 const char *fv_program_flow_name(const FvProgram *p, int flow);
+/* The reply fields of flow's forms (their union): returns how many; for 0 <= i < that,
+ * sets field i's name and the type its value is converted to. */
+int fv_program_form_field(const FvProgram *p, int flow, int i, const char **name,
+                          FvType *type);
 int fv_program_find_flow(const FvProgram *p, const char *name); /* -1 if none */
 int fv_program_step_count(const FvProgram *p, int flow);
 const char *fv_program_step_name(const FvProgram *p, int flow, int step);

@@ -540,6 +540,17 @@ const char *fv_program_flow_name(const FvProgram *p, int flow) {
   return fl ? fv_const_text(p, fl->name) : NULL;
 }
 
+int fv_program_form_field(const FvProgram *p, int flow, int i, const char **name,
+                          FvType *type) {
+  const FvFlow *fl = flow_of(p, flow);
+  if (!fl) return 0;
+  if (i >= 0 && i < fl->nformfields) {
+    *name = fv_const_text(p, fl->formfields[i].name);
+    *type = (FvType)fl->formfields[i].type;
+  }
+  return fl->nformfields;
+}
+
 int fv_program_find_flow(const FvProgram *p, const char *name) {
   for (int f = 0; p && name && f < p->img.nflows; f++)
     if (strcmp(fv_const_text(p, p->img.flows[f].name), name) == 0) return f;
