@@ -709,7 +709,10 @@ static void gen_wait(Gen *g, FcNode *s) {
     }
     cl[j] = x;
   }
-  wait_op(g, FV_ACCEPT_USER, timeout ? timeout->a : NULL);
+  unsigned mask = FV_ACCEPT_USER;
+  for (int i = 0; i < n; i++)
+    if (cl[i]->op == FC_WHEN_INTENT) mask |= FV_ACCEPT_INTENT; /* a host may classify text */
+  wait_op(g, mask, timeout ? timeout->a : NULL);
   if (timeout) timeout_branch(g, timeout->slot);
   for (int i = 0; i < n; i++) {
     FcNode *w = cl[i];

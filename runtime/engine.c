@@ -429,7 +429,27 @@ static int apply_svc_done(FrEngine *e, FrSvcDone *d) {
   if (d->attempts >= 0) {
     json_t *res = d->ok && d->result ? json_loads(d->result, 0, NULL) : NULL;
     json_t *o = NULL;
-    if (strstr((const char *)v, "\"k\":\"classify\"")) {
+    json_t *ob = strstr((const char *)v, "\"orig\"") ? json_loads((const char *)v, 0, NULL)
+                                                      : NULL;
+    const char *os = json_string_value(json_object_get(ob, "orig"));
+    json_t *orig = os ? json_loads(os, 0, NULL) : NULL;
+    json_decref(ob);
+    if (orig) { /* a text of a session classified: back to the inbox, with what was found */
+      const char *intent = json_string_value(json_object_get(res, "intent"));
+      json_t *conf = json_object_get(res, "confidence");
+      json_object_set_new(orig, "nc", json_true());
+      if (intent && *intent && json_is_number(conf)) {
+        json_object_set_new(orig, "i", json_string(intent));
+        json_object_set(orig, "c", conf);
+      }
+      json_t *f = json_object();
+      json_object_set_new(f, "session", fr_log_phone(d->ref));
+      if (intent && *intent) json_object_set_new(f, "intent", json_string(intent));
+      else json_object_set_new(f, "error", json_string(d->ok ? "no intent in the answer" : d->error));
+      fr_log(intent && *intent ? "classified" : "classify_failed", f);
+      json_decref(res);
+      o = orig;
+    } else if (strstr((const char *)v, "\"k\":\"classify\"")) {
       const char *intent = json_string_value(json_object_get(res, "intent"));
       json_t *conf = json_object_get(res, "confidence"), *ents = json_object_get(res, "entities");
       if (intent && *intent && json_is_number(conf)) {
@@ -662,6 +682,11 @@ static int entry_event(json_t *o, FvHeap *h, FvEvent *ev, const char **name) {
   }
   *name = json_string_value(json_object_get(o, "n"));
   ev->confidence = json_number_value(json_object_get(o, "c"));
+  json_t *in = json_object_get(o, "i"); /* a text's intent, from the classifier */
+  if (ev->kind == FV_EV_TEXT && json_is_string(in)) {
+    ev->intent = json_string_value(in);
+    ev->intent_len = json_string_length(in);
+  }
   if (d) {
     char *js = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
     char err[128];
@@ -940,6 +965,22 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
     if (s && ev.kind == FV_EV_FORM && !why &&
         strtoull(ev.text + strlen(key) + 2, NULL, 10) != fv_session_forms_sent(s))
       why = "an older form: the session waits for a newer one";
+    if (s && !why && ev.kind == FV_EV_TEXT && e->nlu && fv_session_waits_for_intent(s) &&
+        !json_object_get(o, "nc")) {
+      /* the wait has intent clauses: the classifier is asked first (from the outbox); the
+       * text comes back through the inbox with the intent it found */
+      fv_session_free(s);
+      char *entry = classify_entry(e->nlu, o, ev.text, ev.text_len);
+      json_t *ce = entry ? json_loads(entry, 0, NULL) : NULL;
+      free(entry);
+      entry = NULL;
+      if (ce && !json_object_set_new(ce, "orig", json_string(head)))
+        entry = json_dumps(ce, JSON_COMPACT);
+      json_decref(ce);
+      r = entry ? consume(e, key, head, 'k', &entry, 1, cur, nx) : -1;
+      free(entry);
+      goto out;
+    }
     if (s && !why) {
       r = resume_and_apply(e, key, pnid, wa, prog, s, &ev, head, at, nx);
       if (ev.kind == FV_EV_FORM && r == 1)

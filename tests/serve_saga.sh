@@ -54,6 +54,30 @@ flow guess {
     end
   }
 }
+
+flow helpdesk {
+  title "Help"
+  trigger keyword "help"
+
+  step start {
+    say "How can I help?"
+    wait {
+      when intent "TALK_TO_HUMAN" min 0.7 priority 5 -> human
+      when message_received -> echo
+      when timeout 1h -> start
+    }
+  }
+
+  step human {
+    say "A person will answer you."
+    end
+  }
+
+  step echo {
+    say "You said something else."
+    end
+  }
+}
 FLOW
 "$FLOWC" build "$TMP/shop.flow" -o "$TMP/shop.fbc" || { bad "flowc build"; finish; }
 start_mock || { bad "mockapi did not start"; finish; }
@@ -141,5 +165,42 @@ check "classifier refuses: accepted" 200 "$(buy 15550000042 "hello?")"
 j=0; while ! grep -q '"event":"classify_failed"' "$TMP/vm.log" && [ $j -lt 50 ]; do sleep 0.1; j=$((j + 1)); done
 if grep -q '"event":"classify_failed"' "$TMP/vm.log"; then ok "classifier refuses: logged"; else bad "no classify_failed line"; fi
 check "classifier refuses: nothing sent" "" "$(said 15550000042)"
+# in a session whose wait has intent clauses, free text is classified first and comes back
+# with the intent found: an intent clause takes it, else message_received does
+msg() { # WA ID TEXT
+  wa_envelope "$TMP/in" "$1" '{"from":"'$1'","id":"'$2'","timestamp":"1700000000","type":"text","text":{"body":"'"$3"'"}}'
+  code -H 'Content-Type: application/json' -H "X-Hub-Signature-256: sha256=$(sign "$TMP/in")" \
+    --data-binary @"$TMP/in" "$URL/webhook"
+}
+wait_texts() { # WA N
+  j=0; while [ "$(said "$1" | grep -c .)" -lt "$2" ] && [ $j -lt 100 ]; do sleep 0.1; j=$((j + 1)); done
+}
+start=$(( $(svc_lines) + 1 ))
+check "help: accepted" 200 "$(msg 15550000050 wamid.h50.1 help)"
+wait_texts 15550000050 1
+check "help: no classifier for a keyword trigger" "" "$(calls $start)"
+curl -s "$MOCK_URL/_mock/inject?n=1&status=200&path=/svc/nlu/classify&body=%7B%22intent%22%3A%22TALK_TO_HUMAN%22%2C%22confidence%22%3A0.91%7D" > /dev/null
+check "in a wait: accepted" 200 "$(msg 15550000050 wamid.h50.2 "can I talk to someone")"
+wait_texts 15550000050 2
+check "in a wait: the classifier asked with the text" '{"text":"can I talk to someone"}' "$(tail -n1 "$TMP/record.svc" | cut -f5)"
+check "in a wait: the intent clause taken" "A person will answer you." "$(said 15550000050 | tail -n1)"
+check "other intent: accepted" 200 "$(msg 15550000051 wamid.h51.1 help)"
+wait_texts 15550000051 1
+curl -s "$MOCK_URL/_mock/inject?n=1&status=200&path=/svc/nlu/classify&body=%7B%22intent%22%3A%22PRICE%22%2C%22confidence%22%3A0.95%7D" > /dev/null
+msg 15550000051 wamid.h51.2 "how much is it" > /dev/null
+wait_texts 15550000051 2
+check "other intent: message_received takes the text" "You said something else." "$(said 15550000051 | tail -n1)"
+check "low confidence: accepted" 200 "$(msg 15550000052 wamid.h52.1 help)"
+wait_texts 15550000052 1
+curl -s "$MOCK_URL/_mock/inject?n=1&status=200&path=/svc/nlu/classify&body=%7B%22intent%22%3A%22TALK_TO_HUMAN%22%2C%22confidence%22%3A0.4%7D" > /dev/null
+msg 15550000052 wamid.h52.2 "a person maybe" > /dev/null
+wait_texts 15550000052 2
+check "low confidence: below min, message_received" "You said something else." "$(said 15550000052 | tail -n1)"
+check "classifier fails: accepted" 200 "$(msg 15550000053 wamid.h53.1 help)"
+wait_texts 15550000053 1
+curl -s "$MOCK_URL/_mock/inject?n=1&status=400&path=/svc/nlu/classify" > /dev/null
+msg 15550000053 wamid.h53.2 "hello there" > /dev/null
+wait_texts 15550000053 2
+check "classifier fails: the text still answered" "You said something else." "$(said 15550000053 | tail -n1)"
 if grep -q 'bank-secret' "$TMP/vm.log"; then bad "a service secret in the log"; else ok "no service secret in the log"; fi
 finish

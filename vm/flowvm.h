@@ -156,6 +156,8 @@ typedef enum {
 /* Bits of a WAIT mask: which events a wait accepts. Others are ignored (no state change). */
 #define FV_ACCEPT_USER   0x01u /* text, button, list, form, media, location, intent */
 #define FV_ACCEPT_ACTION 0x02u /* action results */
+#define FV_ACCEPT_INTENT 0x04u /* (with USER) it has intent clauses: free text is worth
+                                  classifying first (a host with a classifier does) */
 
 typedef struct FvEvent {
   FvEventKind kind;
@@ -166,7 +168,10 @@ typedef struct FvEvent {
   const char *title;
   size_t title_len;
   FvValue data;        /* borrowed */
-  double confidence;   /* INTENT, and START by intent */
+  double confidence;   /* INTENT, and START by intent; TEXT with intent */
+  const char *intent;  /* TEXT: the intent a classifier found in it (NULL: none); intent
+                          clauses of a wait see it with confidence, as an INTENT event */
+  size_t intent_len;
   uint32_t timer_id;   /* TIMEOUT */
   int flow;            /* START: flow to start (from fv_route_*) */
   int by_intent;       /* START: started by an intent trigger (confidence applies) */
@@ -298,6 +303,8 @@ uint32_t fv_session_timer(const FvSession *s);   /* id of the pending timer, or 
 /* How many form messages the session has sent: the N of the newest flow_token "ID:fN". */
 uint64_t fv_session_forms_sent(const FvSession *s);
 int fv_session_waits_for_action(const FvSession *s);
+/* 1 when the session waits in a wait with intent clauses (its text is worth classifying). */
+int fv_session_waits_for_intent(const FvSession *s);
 /* Variables of the innermost frame, by name (NULL if the program has no such variable).
  * Returns a borrowed value. */
 int fv_session_var_count(const FvProgram *p, const FvSession *s);

@@ -1137,8 +1137,11 @@ cover:
     const FvConst *k = &consts[A16];
     unsigned mk = B16;
     size_t l;
-    const char *t = fv_text_ptr(s->ev.text, &l);
-    int ok = s->ev.kind == FV_EV_INTENT && t && l == k->len && memcmp(t, k->s, l) == 0;
+    /* an intent event, or a text a classifier found this intent in */
+    const char *t = s->ev.kind == FV_EV_INTENT ? fv_text_ptr(s->ev.text, &l)
+                    : s->ev.kind == FV_EV_TEXT ? fv_text_ptr(s->ev.intent, &l)
+                                               : NULL;
+    int ok = t && l == k->len && memcmp(t, k->s, l) == 0;
     if (ok && mk != FV_NONE16) {
       const FvConst *m = &consts[mk];
       double min = m->type == FV_T_INT ? (double)m->i : m->n;
@@ -1212,6 +1215,7 @@ static void event_clear(FvSession *s) {
   fv_value_release(s->ev.text);
   fv_value_release(s->ev.title);
   fv_value_release(s->ev.data);
+  fv_value_release(s->ev.intent);
   memset(&s->ev, 0, sizeof s->ev);
 }
 
@@ -1224,6 +1228,8 @@ static int event_set(FvSession *s, const FvEvent *ev) {
   s->ev.timer_id = ev->timer_id;
   if (ev->text) s->ev.text = fv_text(s->heap, ev->text, ev->text_len);
   if (ev->title) s->ev.title = fv_text(s->heap, ev->title, ev->title_len);
+  if (ev->intent && ev->kind == FV_EV_TEXT)
+    s->ev.intent = fv_text(s->heap, ev->intent, ev->intent_len);
   s->ev.data = fv_value_copy(s->heap, ev->data);
   return fv_heap_exhausted(s->heap) ? -1 : 0;
 }

@@ -141,6 +141,7 @@ void fv_session_free(FvSession *s) {
   fv_value_release(s->ev.text);
   fv_value_release(s->ev.title);
   fv_value_release(s->ev.data);
+  fv_value_release(s->ev.intent);
   fv_heap_free(s->heap);
   free(s);
 }
@@ -192,6 +193,10 @@ uint64_t fv_session_forms_sent(const FvSession *s) { return s->n_forms; }
 
 int fv_session_waits_for_action(const FvSession *s) {
   return s->state == FV_SS_WAITING && s->wait.active && (s->wait.mask & FV_ACCEPT_ACTION);
+}
+
+int fv_session_waits_for_intent(const FvSession *s) {
+  return s->state == FV_SS_WAITING && s->wait.active && (s->wait.mask & FV_ACCEPT_INTENT);
 }
 
 int fv_session_var_count(const FvProgram *p, const FvSession *s) {

@@ -370,7 +370,7 @@ static int get_frames(Dec *d, const FvProgram *p, FvSession *s) {
 static int get_wait(Dec *d, const FvProgram *p, FvSession *s) {
   unsigned mask = get_u8(d);
   if (d->failed) return -1;
-  if (mask & ~(FV_ACCEPT_USER | FV_ACCEPT_ACTION)) return bad(d, "bad wait mask 0x%x", mask);
+  if (mask & ~(FV_ACCEPT_USER | FV_ACCEPT_ACTION | FV_ACCEPT_INTENT)) return bad(d, "bad wait mask 0x%x", mask);
   if (!mask) {
     if (s->state == FV_SS_WAITING && s->nframes) return bad(d, "a waiting session without a wait");
     return 0;

@@ -94,7 +94,8 @@ static int check_operands(Vf *v, uint32_t pc) {
       return fail(v, pc, "confidence constant %u is not a number", b);
     return 0;
   case FV_OP_WAIT:
-    if (a == 0 || (a & ~(FV_ACCEPT_USER | FV_ACCEPT_ACTION)))
+    if (a == 0 || (a & ~(FV_ACCEPT_USER | FV_ACCEPT_ACTION | FV_ACCEPT_INTENT)) ||
+        ((a & FV_ACCEPT_INTENT) && !(a & FV_ACCEPT_USER)))
       return fail(v, pc, "bad event mask 0x%x", a);
     if (b == FV_NONE16) return 0;
     if (b >= im->nconsts) return fail(v, pc, "timeout constant %u out of range (%u constants)", b, im->nconsts);

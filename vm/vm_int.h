@@ -135,7 +135,7 @@ typedef struct FvSagaEntry {
 typedef struct FvCurEvent {
   int kind;         /* 0: none */
   int64_t now_ms;
-  FvValue text, title, data;
+  FvValue text, title, data, intent;
   double confidence;
   uint32_t timer_id;
 } FvCurEvent;
