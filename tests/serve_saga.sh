@@ -175,32 +175,25 @@ msg() { # WA ID TEXT
 wait_texts() { # WA N
   j=0; while [ "$(said "$1" | grep -c .)" -lt "$2" ] && [ $j -lt 100 ]; do sleep 0.1; j=$((j + 1)); done
 }
-start=$(( $(svc_lines) + 1 ))
-check "help: accepted" 200 "$(msg 15550000050 wamid.h50.1 help)"
-wait_texts 15550000050 1
-check "help: no classifier for a keyword trigger" "" "$(calls $start)"
-curl -s "$MOCK_URL/_mock/inject?n=1&status=200&path=/svc/nlu/classify&body=%7B%22intent%22%3A%22TALK_TO_HUMAN%22%2C%22confidence%22%3A0.91%7D" > /dev/null
-check "in a wait: accepted" 200 "$(msg 15550000050 wamid.h50.2 "can I talk to someone")"
-wait_texts 15550000050 2
-check "in a wait: the classifier asked with the text" '{"text":"can I talk to someone"}' "$(tail -n1 "$TMP/record.svc" | cut -f5)"
-check "in a wait: the intent clause taken" "A person will answer you." "$(said 15550000050 | tail -n1)"
-check "other intent: accepted" 200 "$(msg 15550000051 wamid.h51.1 help)"
-wait_texts 15550000051 1
-curl -s "$MOCK_URL/_mock/inject?n=1&status=200&path=/svc/nlu/classify&body=%7B%22intent%22%3A%22PRICE%22%2C%22confidence%22%3A0.95%7D" > /dev/null
-msg 15550000051 wamid.h51.2 "how much is it" > /dev/null
-wait_texts 15550000051 2
-check "other intent: message_received takes the text" "You said something else." "$(said 15550000051 | tail -n1)"
-check "low confidence: accepted" 200 "$(msg 15550000052 wamid.h52.1 help)"
-wait_texts 15550000052 1
-curl -s "$MOCK_URL/_mock/inject?n=1&status=200&path=/svc/nlu/classify&body=%7B%22intent%22%3A%22TALK_TO_HUMAN%22%2C%22confidence%22%3A0.4%7D" > /dev/null
-msg 15550000052 wamid.h52.2 "a person maybe" > /dev/null
-wait_texts 15550000052 2
-check "low confidence: below min, message_received" "You said something else." "$(said 15550000052 | tail -n1)"
-check "classifier fails: accepted" 200 "$(msg 15550000053 wamid.h53.1 help)"
-wait_texts 15550000053 1
-curl -s "$MOCK_URL/_mock/inject?n=1&status=400&path=/svc/nlu/classify" > /dev/null
-msg 15550000053 wamid.h53.2 "hello there" > /dev/null
-wait_texts 15550000053 2
-check "classifier fails: the text still answered" "You said something else." "$(said 15550000053 | tail -n1)"
+# in_wait NAME WA STATUS BODY TEXT WANT: WA starts the help flow, the classifier is set to
+# answer STATUS with BODY (URL-encoded), WA says TEXT in the wait, and gets WANT
+in_wait() {
+  start=$(( $(svc_lines) + 1 ))
+  check "$1: help accepted" 200 "$(msg "$2" "wamid.$2.1" help)"
+  wait_texts "$2" 1
+  check "$1: no classifier for a keyword trigger" "" "$(calls $start)"
+  curl -s "$MOCK_URL/_mock/inject?n=1&status=$3&path=/svc/nlu/classify&body=$4" > /dev/null
+  check "$1: accepted" 200 "$(msg "$2" "wamid.$2.2" "$5")"
+  wait_texts "$2" 2
+  check "$1: the classifier asked with the text" "{\"text\":\"$5\"}" "$(tail -n1 "$TMP/record.svc" | cut -f5)"
+  check "$1: the answer" "$6" "$(said "$2" | tail -n1)"
+}
+in_wait "intent in a wait" 15550000050 200 "%7B%22intent%22%3A%22TALK_TO_HUMAN%22%2C%22confidence%22%3A0.91%7D" \
+  "can I talk to someone" "A person will answer you."
+in_wait "another intent" 15550000051 200 "%7B%22intent%22%3A%22PRICE%22%2C%22confidence%22%3A0.95%7D" \
+  "how much is it" "You said something else."
+in_wait "below min" 15550000052 200 "%7B%22intent%22%3A%22TALK_TO_HUMAN%22%2C%22confidence%22%3A0.4%7D" \
+  "a person maybe" "You said something else."
+in_wait "classifier fails" 15550000053 400 "" "hello there" "You said something else."
 if grep -q 'bank-secret' "$TMP/vm.log"; then bad "a service secret in the log"; else ok "no service secret in the log"; fi
 finish
