@@ -1378,10 +1378,23 @@ void fr_engine_process_async(FrEngine *e, FrBatch *batch, FrIntakeDone done, voi
   intake_step(j);
 }
 
+/* The batches still waiting for the store are answered 0 now (their HTTP requests are still
+ * there to answer: 503, Meta redelivers); the store's answers only free them later. */
+static void abandon_intakes(FrEngine *e) {
+  while (e && e->intakes) {
+    Intake *j = e->intakes;
+    e->intakes = j->next;
+    j->prev = j->next = NULL;
+    j->orphan = 1;
+    j->done(0, j->arg);
+  }
+}
+
 void fr_engine_quiesce(FrEngine *e, int max_ms) {
   int64_t until = now_ms() + max_ms;
   while (e && (e->intakes || e->acks) && now_ms() < until)
     event_base_loop(e->base, EVLOOP_ONCE);
+  abandon_intakes(e);
 }
 
 /* ---- timers, leases, takeover ---- */
@@ -1580,11 +1593,7 @@ void fr_engine_free(FrEngine *e) {
   if (!e) return;
   e->stopping = 1;
   for (AckWait *w = e->acks; w; w = w->next) w->orphan = 1; /* the store's answer frees them */
-  for (Intake *j = e->intakes, *nx; j; j = nx) { /* the store's answer frees them */
-    nx = j->next;
-    j->orphan = 1;
-    j->done(0, j->arg);
-  }
+  abandon_intakes(e);
   if (e->wake) {
     /* the sends handed out may still complete (bounded): their entries leave the outbox */
     int64_t end = now_ms() + STOP_GRACE_MS;

@@ -41,7 +41,7 @@ typedef void (*FrIntakeDone)(int ok, void *arg);
 void fr_engine_process_async(FrEngine *e, FrBatch *batch, FrIntakeDone done, void *arg);
 /* Runs the loop until every batch given to fr_engine_process_async and every outbox
  * removal sent on the asynchronous connection is answered, for at
- * most max_ms (before a reload or a stop). */
+ * most max_ms (before a reload or a stop); batches still unanswered then are answered 0. */
 void fr_engine_quiesce(FrEngine *e, int max_ms);
 /* Appends entry (an inbox entry, e.g. {"k":"resend",…} for a dead letter replayed) to the
  * inbox of skey, without a dedup marker, and runs it when the lease is free. 0, or -1 when
