@@ -36,6 +36,8 @@ typedef struct Svc {
   int max_attempts;
   int64_t base_ms, cap_ms;
   FrBreaker breaker;
+  int max_in_flight; /* requests to it at once; the next wait (oldest first) */
+  int in_flight;
 } Svc;
 
 typedef struct Call {
@@ -46,6 +48,7 @@ typedef struct Call {
   char *url, *key_line, *body;
   size_t body_len;
   int attempts, busy;
+  uint64_t queued;  /* waiting for a free slot of its service: its order (0: not) */
   int64_t next_at; /* when a retry is due, 0 when none waits */
   struct event *retry;
 } Call;
@@ -60,6 +63,7 @@ struct FrServices {
   FrSvcDone *done, *done_tail;
   int notify_fd;
   uint64_t rng;
+  uint64_t queue_seq;
 };
 
 static int64_t mono_ms(void) {
@@ -179,8 +183,9 @@ static int load_auth(Svc *v, json_t *o, const char *where, const char *path, cha
 
 static int load_service(Svc *v, const char *name, json_t *o, const char *path, char *err,
                         size_t errlen) {
-  static const char *const fields[] = {"base_url", "auth_header", "auth_env", "auth_prefix",
-                                       "timeout_ms", "retry", "breaker", NULL};
+  static const char *const fields[] = {"base_url",   "auth_header", "auth_env",
+                                       "auth_prefix", "timeout_ms",  "max_in_flight",
+                                       "retry",       "breaker",     NULL};
   static const char *const retry_fields[] = {"max_attempts", "base_ms", "cap_ms", NULL};
   static const char *const breaker_fields[] = {"failures", "cooldown_ms", NULL};
   char where[160], sub[180];
@@ -201,10 +206,12 @@ static int load_service(Svc *v, const char *name, json_t *o, const char *path, c
   if (!v->name || !v->base_url) return fail_at(err, errlen, path, "out of memory");
   size_t bl = strlen(v->base_url);
   while (bl && v->base_url[bl - 1] == '/') v->base_url[--bl] = 0;
-  long long timeout, attempts, base, cap, failures, cooldown;
+  long long timeout, attempts, base, cap, failures, cooldown, in_flight;
   json_t *retry = json_object_get(o, "retry"), *breaker = json_object_get(o, "breaker");
-  if (int_field(o, "timeout_ms", 1, 600000, 10000, &timeout, where, path, err, errlen))
+  if (int_field(o, "timeout_ms", 1, 600000, 10000, &timeout, where, path, err, errlen) ||
+      int_field(o, "max_in_flight", 1, 1024, 16, &in_flight, where, path, err, errlen))
     return -1;
+  v->max_in_flight = (int)in_flight;
   snprintf(sub, sizeof sub, "%s.retry", where);
   if (retry && !json_is_object(retry)) return fail_at(err, errlen, path, "%s: must be an object", sub);
   if (known_fields(retry, retry_fields, sub, path, err, errlen) ||
@@ -382,11 +389,33 @@ static char *result_of(const FrHttpResult *r, char *msg, size_t cap) {
 
 static void attempt(Call *c);
 
+/* Starts the oldest calls of v waiting for a slot, while there are free ones. */
+static void start_queued(FrServices *s, Svc *v) {
+  while (v->in_flight < v->max_in_flight) {
+    Call *first = NULL;
+    for (Call *c = s->calls; c; c = c->next)
+      if (c->svc == v && c->queued && (!first || c->queued < first->queued)) first = c;
+    if (!first) return;
+    first->queued = 0;
+    attempt(first);
+  }
+}
+
+static void answered(const FrHttpResult *r, Call *c);
+
 static void on_answer(const FrHttpResult *r, void *arg) {
   Call *c = arg;
   FrServices *s = c->owner;
   Svc *v = c->svc;
   c->busy = 0;
+  v->in_flight--;
+  answered(r, c); /* may free c */
+  start_queued(s, v);
+}
+
+static void answered(const FrHttpResult *r, Call *c) {
+  FrServices *s = c->owner;
+  Svc *v = c->svc;
   int64_t now = mono_ms();
   char msg[256] = "";
   char *result = NULL;
@@ -441,6 +470,11 @@ static void attempt(Call *c) {
     finish(c, 0, NULL, "service unavailable (breaker open)", 1);
     return;
   }
+  if (v->in_flight >= v->max_in_flight) { /* started by start_queued, in order */
+    if (v->breaker.state == FR_BREAKER_HALF_OPEN) v->breaker.probe_out = 0; /* no probe went */
+    c->queued = ++c->owner->queue_seq;
+    return;
+  }
   const char *hdrs[5];
   int k = 0;
   hdrs[k++] = "Content-Type: application/json";
@@ -451,7 +485,9 @@ static void attempt(Call *c) {
   FrHttpRequest rq = {"POST", c->url, hdrs, c->body, c->body_len, v->timeout_ms, 0};
   c->busy = 1;
   c->attempts++;
+  v->in_flight++;
   if (fr_httpc_start(c->owner->http, &rq, on_answer, c) != 0) return;
+  v->in_flight--;
   c->busy = 0;
   c->attempts--;
   if (v->breaker.state == FR_BREAKER_HALF_OPEN) v->breaker.probe_out = 0; /* no probe went */

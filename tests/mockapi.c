@@ -41,7 +41,10 @@
  *     Up to 16 injections with different prefixes are kept at once (the first one that
  *     matches a request answers it); one with the same prefix replaces the older;
  *   GET /_mock/latency?ms=D   every answer from now on waits D ms;
- *   GET /_mock/reset          no injection, no latency, no flows.
+ *   GET /_mock/reset          no injection, no latency, no flows;
+ *   GET /_mock/stats          {"delayed_now","delayed_max"}: answers held back by a delay or
+ *                             the latency now, and the most at once since the last reset
+ *                             (how many requests a client had in flight).
  * Injected answers are not in RECORD_FILE but in RECORD_FILE.fail, one line each:
  *   STATUS<TAB>MS (monotonic milliseconds)<TAB>PATH<TAB>BODY
  * Usage: mockapi RECORD_FILE [PORT]. Stops on SIGTERM/SIGINT.
@@ -105,10 +108,13 @@ static void reply(struct evhttp_request *req, int status, const char *s) {
   if (b) evbuffer_free(b);
 }
 
+static long later_now, later_max; /* delayed answers pending now, and the most at once */
+
 static void on_later(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
   Later *l = arg;
+  later_now--;
   reply(l->req, l->status, l->body);
   free(l->body);
   free(l);
@@ -130,6 +136,7 @@ static void answer(struct evhttp_request *req, int status, char *body, long ms) 
   l->req = req;
   l->status = status;
   l->body = body;
+  if (++later_now > later_max) later_max = later_now;
   struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
   event_base_once(base, -1, EV_TIMEOUT, on_later, l, &tv);
 }
@@ -202,6 +209,13 @@ static void control(struct evhttp_request *req, const char *uri) {
     rules_clear();
     latency_ms = 0;
     nflows = 0;
+    later_max = later_now;
+  } else if (strncmp(uri, "/_mock/stats", 12) == 0) {
+    char b[96];
+    snprintf(b, sizeof b, "{\"delayed_now\":%ld,\"delayed_max\":%ld}", later_now, later_max);
+    evhttp_clear_headers(&q);
+    reply(req, 200, b);
+    return;
   }
   evhttp_clear_headers(&q);
   reply(req, 200, "{\"ok\":true}");

@@ -70,23 +70,30 @@ static inline void mock_stop(MockProc *m) {
   rmdir(m->dir);
 }
 
-/* GET {mock}/_mock/WHAT (e.g. "inject?n=2&status=503&path=/svc/"): blocking, by curl. */
-static inline void mock_control(const MockProc *m, const char *what) {
+/* GET {mock}/_mock/WHAT (e.g. "inject?n=2&status=503&path=/svc/", "stats"): blocking, by
+ * curl; the answer's body, malloc'd. */
+static inline char *mock_get(const MockProc *m, const char *what) {
   char url[1024];
   snprintf(url, sizeof url, "%s/_mock/%s", m->url, what);
   CURL *c = curl_easy_init();
   ck_assert_ptr_nonnull(c);
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fwrite);
-  FILE *null = fopen("/dev/null", "w");
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, null);
+  char *body = NULL;
+  size_t n = 0;
+  FILE *mem = open_memstream(&body, &n);
+  ck_assert_ptr_nonnull(mem);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
   CURLcode rc = curl_easy_perform(c);
   long code = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
   curl_easy_cleanup(c);
-  fclose(null);
+  fclose(mem);
   ck_assert_msg(rc == CURLE_OK && code == 200, "mock control %s: %d/%ld", what, (int)rc, code);
+  return body;
 }
+
+static inline void mock_control(const MockProc *m, const char *what) { free(mock_get(m, what)); }
 
 /* The whole record file with suffix ("" for RECORD_FILE, ".svc", ...): malloc'd. */
 static inline char *mock_read(const MockProc *m, const char *suffix) {

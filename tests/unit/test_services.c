@@ -250,6 +250,48 @@ START_TEST(breaker_opens_and_closes) {
 }
 END_TEST
 
+static int got_n(void *arg) {
+  Wait *w = arg;
+  FrSvcDone **tail = &w->d;
+  while (*tail) tail = &(*tail)->next;
+  *tail = fr_services_take_done(w->s);
+  int n = 0;
+  for (FrSvcDone *d = w->d; d; d = d->next) n++;
+  return n >= 5;
+}
+
+/* max_in_flight 2: five slow calls reach the service two at a time, and all complete, in
+ * the order they were made. */
+START_TEST(in_flight_cap) {
+  char err[600] = "";
+  FrServices *s = load("{\"services\":{\"lim\":{\"base_url\":\"%s/svc/lim\","
+                       "\"max_in_flight\":2,\"timeout_ms\":5000}}}",
+                       err, sizeof err);
+  ck_assert_msg(s != NULL, "load: %s", err);
+  mock_control(&m, "reset");
+  mock_control(&m, "inject?n=5&status=200&delay_ms=150&body=%7B%7D&path=/svc/lim/");
+  char key[16];
+  for (int i = 0; i < 5; i++) {
+    snprintf(key, sizeof key, "K%d", i);
+    ck_assert_int_eq(fr_services_call(s, "lim.slow", key, "{}", "ref"), 0);
+  }
+  Wait w = {s, NULL};
+  ck_assert_msg(run_until(base, got_n, &w, 10), "not all five completed");
+  int i = 0;
+  for (FrSvcDone *d = w.d; d; d = d->next, i++) {
+    snprintf(key, sizeof key, "K%d", i);
+    ck_assert_int_eq(d->ok, 1);
+    ck_assert_str_eq(d->key, key);
+  }
+  fr_svc_done_free(w.d);
+  char *st = mock_get(&m, "stats");
+  ck_assert_str_eq(st, "{\"delayed_now\":0,\"delayed_max\":2}");
+  free(st);
+  ck_assert_uint_eq(fr_services_pending(s), 0);
+  fr_services_free(s);
+}
+END_TEST
+
 START_TEST(bad_calls_fail_at_once) {
   FrServices *s = crm();
   static const char *const cases[][3] = {
@@ -433,6 +475,7 @@ static Suite *suite(void) {
   tcase_add_test(t, timeout);
   tcase_add_test(t, breaker_opens_and_closes);
   tcase_add_test(t, bad_calls_fail_at_once);
+  tcase_add_test(t, in_flight_cap);
   tcase_add_test(t, config_errors);
   tcase_add_test(t, mock_checks_send_bodies);
   suite_add_tcase(s, t);
