@@ -88,7 +88,12 @@ static void check_done(FrHttpc *h) {
     unlink_xfer(h, x);
     FrHttpResult r;
     memset(&r, 0, sizeof r);
-    if (rc == CURLE_OK) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r.status);
+    if (rc == CURLE_OK) {
+      curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r.status);
+      curl_off_t ra = 0; /* Retry-After, in seconds (an HTTP date is turned into seconds) */
+      if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+        r.retry_after_s = (long)ra;
+    }
     r.body = x->buf ? x->buf : "";
     r.body_len = x->n;
     r.truncated = x->truncated;

@@ -39,6 +39,7 @@ typedef struct {
   int timed_out;      /* curl_code is CURLE_OPERATION_TIMEDOUT */
   const char *error;  /* curl's message when curl_code != 0, else "" */
   double seconds;     /* from start to end */
+  long retry_after_s; /* the answer's Retry-After in seconds, 0 when none */
 } FrHttpResult;
 
 typedef void (*FrHttpDone)(const FrHttpResult *r, void *arg);

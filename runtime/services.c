@@ -438,6 +438,9 @@ static void answered(const FrHttpResult *r, Call *c) {
   }
   if (retry && c->attempts < v->max_attempts) {
     int64_t d = fr_backoff_ms(v->base_ms, v->cap_ms, c->attempts, fr_rand_next(&s->rng));
+    /* the service said when (Retry-After): not sooner, and at most an hour */
+    int64_t ra = (int64_t)(r->retry_after_s < 3600 ? r->retry_after_s : 3600) * 1000;
+    if (ra > d) d = ra;
     c->next_at = now + d;
     json_t *f = json_object();
     json_object_set_new(f, "service", json_string(v->name));

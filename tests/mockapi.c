@@ -35,6 +35,7 @@
  * These are recorded in RECORD_FILE like sends (GET as the method for a GET).
  * Error injection, per test, through the mock's own endpoint (not recorded):
  *   GET /_mock/inject?n=N&status=S[&file=PATH][&body=TEXT][&delay_ms=D][&path=PREFIX]
+ *                    [&retry_after=SECONDS]  (a Retry-After header on those answers)
  *     the next N requests whose path starts with PREFIX (default: any request) are answered
  *     S with the body of PATH (an error fixture), or TEXT, or by default
  *     {"error":{"code":S}}, each after D ms (a D above the client's timeout is a timeout).
@@ -76,7 +77,7 @@ static long latency_ms;
 /* An injection: the next n requests whose path starts with prefix get status and body. */
 typedef struct {
   char *prefix, *body;
-  long n, status, delay_ms;
+  long n, status, delay_ms, retry_after;
 } Rule;
 static Rule rules[MAX_RULES];
 
@@ -201,6 +202,7 @@ static void control(struct evhttp_request *req, const char *uri) {
     r->n = (v = evhttp_find_header(&q, "n")) ? atol(v) : 1;
     r->status = (v = evhttp_find_header(&q, "status")) ? atol(v) : 500;
     r->delay_ms = (v = evhttp_find_header(&q, "delay_ms")) ? atol(v) : 0;
+    r->retry_after = (v = evhttp_find_header(&q, "retry_after")) ? atol(v) : 0;
     r->body = (v = evhttp_find_header(&q, "file")) ? slurp(v)
               : (v = evhttp_find_header(&q, "body")) ? strdup(v) : NULL;
   } else if (strncmp(uri, "/_mock/latency", 14) == 0) {
@@ -598,6 +600,11 @@ static void on_request(struct evhttp_request *req, void *arg) {
     put_body(frec, body, n, NULL);
     char def[64];
     snprintf(def, sizeof def, "{\"error\":{\"code\":%ld}}", r->status);
+    if (r->retry_after > 0) {
+      char ra[24];
+      snprintf(ra, sizeof ra, "%ld", r->retry_after);
+      evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+    }
     answer(req, (int)r->status, strdup(r->body ? r->body : def), r->delay_ms + latency_ms);
     return;
   }

@@ -292,6 +292,24 @@ START_TEST(in_flight_cap) {
 }
 END_TEST
 
+/* A 429 with Retry-After: 1 is retried no sooner than a second later (the backoff alone
+ * would be 10 to 40 ms). */
+START_TEST(retry_after_honoured) {
+  FrServices *s = crm();
+  mock_control(&m, "inject?n=1&status=429&retry_after=1&path=/svc/crm/");
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  FrSvcDone *d = call(s, "crm.create", "K-ra", "{}");
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  ck_assert_int_eq(d->ok, 1);
+  ck_assert_int_eq(d->attempts, 2);
+  double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  ck_assert_msg(waited >= 0.95, "retried after %.3f s, before the Retry-After second", waited);
+  fr_svc_done_free(d);
+  fr_services_free(s);
+}
+END_TEST
+
 START_TEST(bad_calls_fail_at_once) {
   FrServices *s = crm();
   static const char *const cases[][3] = {
@@ -476,6 +494,7 @@ static Suite *suite(void) {
   tcase_add_test(t, breaker_opens_and_closes);
   tcase_add_test(t, bad_calls_fail_at_once);
   tcase_add_test(t, in_flight_cap);
+  tcase_add_test(t, retry_after_honoured);
   tcase_add_test(t, config_errors);
   tcase_add_test(t, mock_checks_send_bodies);
   suite_add_tcase(s, t);
