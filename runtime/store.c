@@ -208,7 +208,6 @@ void fr_store_attach(FrStore *s, struct event_base *base) {
   if (s->ops->attach) s->ops->attach(s, base);
 }
 int fr_store_async(const FrStore *s) { return s->ops->async ? s->ops->async(s) : 0; }
-size_t fr_store_pending(const FrStore *s) { return s->ops->pending ? s->ops->pending(s) : 0; }
 int fr_store_fire(FrStore *s, const char *skey, uint32_t id, const char *entry,
                   const char *owner, int64_t now_ms, int64_t lease_ms) {
   return s->ops->fire(s, skey, id, entry, owner, now_ms, lease_ms);

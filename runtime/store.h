@@ -141,9 +141,8 @@ void fr_store_outbox_ack_async(FrStore *s, const char *skey, const char *entry,
  * Before fr_store_free, the answers still due are given with -1. */
 struct event_base;
 void fr_store_attach(FrStore *s, struct event_base *base);
-/* 1 when the _async calls answer later; how many answers are still due. */
+/* 1 when the _async calls answer later. */
 int fr_store_async(const FrStore *s);
-size_t fr_store_pending(const FrStore *s);
 /* Moves the due timer id of skey into its inbox as entry (FR_ENQ_GONE when another process
  * did it first, or it was cancelled), with the lease as fr_store_enqueue. */
 int fr_store_fire(FrStore *s, const char *skey, uint32_t id, const char *entry,
@@ -250,7 +249,6 @@ typedef struct {
   int (*outbox_ack_async)(FrStore *s, const char *skey, const char *entry, const char *owner,
                           FrAckDone done, void *arg); /* as enqueue_async */
   int (*async)(const FrStore *s); /* attached */
-  size_t (*pending)(const FrStore *s);
 } FrStoreOps;
 
 /* Every implementation's struct starts with this. */

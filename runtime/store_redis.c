@@ -198,7 +198,6 @@ typedef struct {
   char sha[S__COUNT][41]; /* the scripts' SHA1s on this connection */
   struct event_base *evb;  /* set by fr_store_attach: the loop of the async connection */
   redisAsyncContext *ac;   /* the async connection (fr_store_enqueue_async), or NULL */
-  size_t pending;          /* its calls not answered yet */
 } RedisStore;
 
 static char *key_of(const char *skey, const char *suffix) {
@@ -545,7 +544,6 @@ typedef struct {
 static void on_async_reply(redisAsyncContext *ac, void *reply, void *p) {
   AsyncCall *c = p;
   redisReply *r = reply;
-  c->s->pending--;
   if (!r)
     log_error(c->s, c->what, ac && ac->errstr[0] ? ac->errstr : "no reply");
   else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) != 0)
@@ -575,7 +573,6 @@ static int async_script(RedisStore *s, int which, const char *what, int nkeys, i
     free(c);
     return -1;
   }
-  s->pending++;
   return 0;
 }
 
@@ -651,7 +648,6 @@ static int r_enqueue_async(FrStore *st, const char *skey, const char *wamid, con
 
 static void r_attach(FrStore *st, struct event_base *base) { ((RedisStore *)st)->evb = base; }
 static int r_async(const FrStore *st) { return ((const RedisStore *)st)->evb != NULL; }
-static size_t r_pending(const FrStore *st) { return ((const RedisStore *)st)->pending; }
 
 static int r_fire(FrStore *st, const char *skey, uint32_t id, const char *entry,
                   const char *owner, int64_t now_ms, int64_t lease_ms) {
@@ -1087,7 +1083,6 @@ static const FrStoreOps redis_ops = {
     .enqueue_async = r_enqueue_async,
     .outbox_ack_async = r_outbox_ack_async,
     .async = r_async,
-    .pending = r_pending,
 };
 /* redis://[[user]:password@]host[:port][/db] */
 static int parse_url(RedisStore *s, const char *url, char *err, size_t errlen) {
