@@ -305,7 +305,11 @@ FrHttpc *fr_httpc_new(struct event_base *base) {
       curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb) != CURLM_OK ||
       curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
       curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb) != CURLM_OK ||
-      curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK) {
+      curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK ||
+      /* idle connections kept for reuse: enough for FLOWVM_SEND_CONCURRENCY's default and
+       * more (curl's own default follows the number of transfers, and closes connections
+       * whenever fewer run) */
+      curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 256L) != CURLM_OK) {
     fr_httpc_free(h);
     return NULL;
   }

@@ -1,12 +1,19 @@
 /* runtime/log.c: flowvm serve's JSON-lines log on stderr (log.h). Reals are written with
- * at most 9 significant digits (durations in ms). Breaker changes are logged here and
- * passed on to the metrics. */
+ * at most 9 significant digits (durations in ms). Lines are written at once until the log
+ * is attached to an event loop; then they gather in a buffer written when the loop has
+ * nothing else to do, when it holds LOG_BUF_MAX bytes, or when its oldest line is
+ * LOG_MAX_DELAY_MS old: one write for many lines under load. Breaker changes are logged
+ * here and passed on to the metrics. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
 #include <time.h>
 
+#include <unistd.h>
+
+#include <event2/event.h>
 #include <openssl/evp.h>
 
 #include "log.h"
@@ -59,6 +66,99 @@ json_t *fr_log_phone(const char *s) {
   return json_string(h);
 }
 
+/* ---- the buffer (held under stderr's lock) ---- */
+
+#define LOG_BUF_MAX (32 * 1024)
+#define LOG_MAX_DELAY_MS 100
+
+static struct event *log_ev; /* lowest priority: runs when the loop is otherwise idle */
+static char *log_buf;
+static size_t log_len, log_cap;
+static int64_t log_first_ms; /* when the oldest buffered line was written */
+
+static void log_write_all(const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(STDERR_FILENO, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return; /* nowhere to report it */
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+static void log_flush_locked(void) {
+  if (log_len) log_write_all(log_buf, log_len);
+  log_len = 0;
+}
+
+void fr_log_flush(void) {
+  flockfile(stderr);
+  fflush(stderr);
+  log_flush_locked();
+  funlockfile(stderr);
+}
+
+static void on_log_idle(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
+  (void)what;
+  (void)arg;
+  fr_log_flush();
+}
+
+int fr_log_attach(struct event_base *base) {
+  fr_log_detach();
+  if (event_base_get_npriorities(base) < 2) return -1;
+  struct event *ev = event_new(base, -1, 0, on_log_idle, NULL);
+  if (!ev || event_priority_set(ev, event_base_get_npriorities(base) - 1) != 0) {
+    if (ev) event_free(ev);
+    return -1;
+  }
+  flockfile(stderr);
+  log_ev = ev;
+  funlockfile(stderr);
+  return 0;
+}
+
+void fr_log_detach(void) {
+  flockfile(stderr);
+  log_flush_locked();
+  if (log_ev) event_free(log_ev);
+  log_ev = NULL;
+  free(log_buf);
+  log_buf = NULL;
+  log_cap = 0;
+  funlockfile(stderr);
+}
+
+/* Adds line (len bytes, without its newline) to the buffer; written at once when the
+ * buffer cannot take it. */
+static void log_append(const char *line, size_t len, struct timespec ts) {
+  int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (log_len + len + 1 > log_cap && log_cap < LOG_BUF_MAX + 4096) {
+    char *nb = realloc(log_buf, LOG_BUF_MAX + 4096);
+    if (nb) {
+      log_buf = nb;
+      log_cap = LOG_BUF_MAX + 4096;
+    }
+  }
+  if (log_len + len + 1 > log_cap) { /* too long for the buffer (or no memory): directly */
+    log_flush_locked();
+    log_write_all(line, len);
+    log_write_all("\n", 1);
+    return;
+  }
+  if (log_len == 0) {
+    log_first_ms = ms;
+    event_active(log_ev, EV_TIMEOUT, 0);
+  }
+  memcpy(log_buf + log_len, line, len);
+  log_buf[log_len + len] = '\n';
+  log_len += len + 1;
+  if (log_len >= LOG_BUF_MAX || ms - log_first_ms >= LOG_MAX_DELAY_MS) log_flush_locked();
+}
+
 void fr_log(const char *event, json_t *fields) {
   json_t *o = json_object();
   if (!o) {
@@ -88,15 +188,13 @@ void fr_log(const char *event, json_t *fields) {
   json_decref(o);
   if (!line) return;
   size_t len = strlen(line);
-  char *nl = realloc(line, len + 2);
-  if (nl) {
-    line = nl;
-    line[len++] = '\n'; /* one write per line (stderr is unbuffered) */
-    line[len] = 0;
-  }
   flockfile(stderr);
-  fwrite(line, 1, len, stderr);
-  if (!nl) fputc('\n', stderr);
+  if (log_ev) {
+    log_append(line, len, ts);
+  } else {
+    fwrite(line, 1, len, stderr); /* stderr is unbuffered: the line, then its newline */
+    fputc('\n', stderr);
+  }
   funlockfile(stderr);
   free(line);
 }

@@ -10,8 +10,18 @@
 
 #include "send_policy.h"
 
+struct event_base;
+
 /* Writes {"ts":..., "event": event, ...fields} and consumes fields (may be NULL). */
 void fr_log(const char *event, json_t *fields);
+/* From now on, lines gather in a buffer written by base's loop when it is otherwise idle
+ * (base needs at least 2 priorities: the lowest is used), or when the buffer is full or
+ * its oldest line 100 ms old. 0, or -1 (lines stay written at once). */
+int fr_log_attach(struct event_base *base);
+/* Writes what is buffered, and lines are written at once again. */
+void fr_log_detach(void);
+/* Writes what is buffered now. */
+void fr_log_flush(void);
 /* First 16 hex digits of SHA-256("flowvm:" + s): a stable pseudonym for a phone number.
  * out must hold 17 bytes. */
 void fr_log_hash(const char *s, char out[17]);

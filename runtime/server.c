@@ -720,7 +720,18 @@ int fr_serve_main(int argc, char **argv) {
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   struct event *sigs[2] = {NULL, NULL}, *publish = NULL;
-  sv.base = event_base_new();
+  {
+    /* epoll's changelist: an event's changes within one loop iteration (curl's sockets,
+     * the HTTP connections' read and write interest) reach the kernel as one call */
+    struct event_config *ecfg = event_config_new();
+    if (ecfg) event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    sv.base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+    if (ecfg) event_config_free(ecfg);
+    if (!sv.base) sv.base = event_base_new();
+  }
+  /* three priorities: everything at the default (1); the log's buffer written at 2, when
+   * nothing else is ready */
+  if (sv.base && event_base_priority_init(sv.base, 3) == 0) fr_log_attach(sv.base);
   sv.http = sv.base ? evhttp_new(sv.base) : NULL;
   if (sv.cfg.redis_url) {
     char serr[400];
@@ -815,6 +826,7 @@ stop:
   fr_sender_free(sv.snd); /* what is still queued stays in the outboxes */
   fr_services_free(sv.svc);
   fr_store_free(sv.store);
+  fr_log_detach();
   if (sv.base) event_base_free(sv.base);
   curl_global_cleanup();
   if (rc == 0) fr_log("stopped", NULL);
