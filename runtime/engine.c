@@ -40,6 +40,7 @@
 
 typedef struct Intake Intake;
 typedef struct AckWait AckWait;
+typedef struct CommitWait CommitWait;
 
 struct FrEngine {
   struct event_base *base;
@@ -67,6 +68,9 @@ struct FrEngine {
   FrSvcDone *svc_later; /* action completions whose store update failed */
   Intake *intakes;     /* webhook batches waiting for the store's answers */
   AckWait *acks;       /* outbox removals waiting for the store's answers */
+  CommitWait *commits; /* commits waiting for the store's answers */
+  FrMap *busy;         /* session key -> "1" when asked to run meanwhile: a commit pending */
+  int run_count;       /* entries run so far in the current session's turn */
   int stopping;        /* being freed: the store is called synchronously */
 };
 
@@ -742,13 +746,140 @@ static void after_commit(FrEngine *e, const char *key, FrCommit *c, uint8_t *byt
   if (first && drain_outbox(e, key, first) < 0) e->need_recover = 1; /* sent later */
 }
 
+/* The effects performed once their commit is done: log lines (handoff, audit, remember,
+ * end), actions failed at once when there are no services (their key in pending_key), and
+ * a failed run. Returns 1 when such an action failed (its error is fed back). */
+static int performed(const char *pnid, const char *wa, const FvResult *res, FvStatus st,
+                     int has_svc, char pending_key[128]) {
+  int action = 0;
+  for (size_t i = 0; i < res->neffects; i++) {
+    const FvEffect *fx = &res->effects[i];
+    switch (fx->kind) {
+    case FV_FX_ACTION: {
+      if (has_svc) break; /* in the outbox */
+      json_t *f = log_fields(pnid, wa);
+      json_object_set_new(f, "action", json_string(fx->name));
+      json_object_set_new(f, "compensation", json_boolean(fx->compensation));
+      json_object_set_new(f, "error", json_string("no services configured"));
+      fr_log("action_failed", f);
+      snprintf(pending_key, 128, "%s", fx->key);
+      action = 1;
+      break;
+    }
+    case FV_FX_HANDOFF: log_effect("handoff", pnid, wa, fx); break;
+    case FV_FX_AUDIT: log_effect("audit", pnid, wa, fx); break;
+    case FV_FX_REMEMBER: log_effect("remember", pnid, wa, fx); break;
+    case FV_FX_END: log_effect("end", pnid, wa, fx); break;
+    default: break;
+    }
+  }
+  if (st == FV_FAILED || st == FV_OUT_OF_BUDGET) {
+    json_t *f = log_fields(pnid, wa);
+    json_object_set_new(f, "error", json_string(res->error[0] ? res->error
+                                                : st == FV_FAILED ? "failed" : "out of budget"));
+    fr_log("session_failed", f);
+  }
+  return action;
+}
+
+/* A commit on its way through the asynchronous connection, with what follows its answer:
+ * the run's result and session (whose effects are logged then), the new state, and the rest
+ * of the session's turn. An orphan (its engine freed) only frees. */
+struct CommitWait {
+  FrEngine *e;
+  char *key, *pnid;
+  const char *wa; /* into key */
+  FvSession *s;
+  FvResult res;
+  FvStatus st;
+  uint8_t *bytes;
+  size_t blen;
+  int prog, count, orphan;
+  CommitWait *prev, *next;
+};
+
+static void run_on(FrEngine *e, const char *key, Next *nx, int r, int count, int again);
+
+static void commit_answered(int r, FrCommit *c, void *arg) {
+  CommitWait *w = arg;
+  FrEngine *e = w->e;
+  if (!w->orphan) {
+    if (w->prev) w->prev->next = w->next;
+    else e->commits = w->next;
+    if (w->next) w->next->prev = w->prev;
+  }
+  Next nx;
+  memset(&nx, 0, sizeof nx);
+  int again = 0;
+  if (!w->orphan) {
+    const uint8_t *v;
+    size_t n;
+    again = fr_map_get(e->busy, w->key, 0, &v, &n, NULL) && n > 0;
+    fr_map_del(e->busy, w->key);
+    Next stale; /* a prefetch that came in meanwhile was read before this commit */
+    memset(&stale, 0, sizeof stale);
+    if (take_prefetch(e, w->key, &stale)) next_free(&stale);
+    if (r == 1) {
+      after_commit(e, w->key, c, w->bytes, w->blen, w->prog, &nx);
+      w->bytes = NULL;
+      char pending_key[128];
+      performed(w->pnid, w->wa, &w->res, w->st, e->svc != NULL, pending_key);
+    } else if (r < 0) {
+      log_store_failed(w->pnid, w->wa, "could not commit the session");
+    }
+  }
+  free(c->next);
+  free(c->out_first);
+  c->next = c->out_first = NULL;
+  free(w->bytes);
+  fv_result_clear(&w->res);
+  fv_session_free(w->s);
+  if (!w->orphan) run_on(e, w->key, &nx, r, w->count + 1, again);
+  free(w->key);
+  free(w->pnid);
+  free(w);
+}
+
+/* Hands commit c of session s (its run's result res, status st, new state bytes: all
+ * taken) to the asynchronous connection; commit_answered goes on. 0, or -1 (nothing taken:
+ * out of memory). */
+static int commit_later(FrEngine *e, const char *key, FrCommit *c, FvSession *s,
+                        FvResult *res, FvStatus st, uint8_t *bytes, size_t blen, int prog) {
+  CommitWait *w = calloc(1, sizeof *w);
+  const char *wa = NULL;
+  if (!w || !(w->key = strdup(key)) || split_key(w->key, &w->pnid, &wa) != 0 ||
+      fr_map_put(e->busy, key, "", 0, 0, 0) != 0) {
+    if (w) free(w->key);
+    if (w) free(w->pnid);
+    free(w);
+    return -1;
+  }
+  w->e = e;
+  w->wa = wa;
+  w->s = s;
+  w->res = *res;
+  memset(res, 0, sizeof *res);
+  w->st = st;
+  w->bytes = bytes;
+  w->blen = blen;
+  w->prog = prog;
+  w->count = e->run_count;
+  w->next = e->commits;
+  if (w->next) w->next->prev = w;
+  e->commits = w;
+  fr_store_commit_async(e->store, c, now_ms(), commit_answered, w);
+  return 0;
+}
+
 /* Resumes session s (program prog) with ev (accepted at `at`), commits the new state with
- * its effects and the consumption of the inbox entry head atomically, performs them, and feeds back failed
- * actions (bounded). Consumes s. Fills nx with what is next. Returns 1 done, 0 refused by
- * the store (the lease lost), -1 store unavailable (nothing of the first round committed). */
+ * its effects and the consumption of the inbox entry head atomically, performs them, and
+ * feeds back failed actions (bounded). Consumes s. Fills nx with what is next. Returns 1
+ * done, 2 the commit is on its way (may_async, a Redis store: commit_answered goes on), 0
+ * or -2 refused by the store (what it ran on was stale, or the lease was lost), -1 store
+ * unavailable (nothing of the first round committed). */
 static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, const char *wa,
                             int prog, FvSession *s, FvEvent *ev, const char *head, int64_t at,
-                            Next *nx) {
+                            int may_async, Next *nx) {
   const FvProgram *p = e->progs[prog];
   char pending_key[128];
   int rc = 1;
@@ -822,47 +953,24 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
     c.prog = prog;
     c.outbox = out;
     c.nout = nout;
-    int cr = fr_store_commit(e->store, &c, now_ms());
+    int later = may_async && round == 0 && !c.keep_lease && !e->stopping &&
+                fr_store_async(e->store) &&
+                commit_later(e, key, &c, s, &res, st, bytes, blen, prog) == 0;
+    int cr = later ? 2 : fr_store_commit(e->store, &c, now_ms());
     for (size_t i = 0; i < nout; i++) free(out[i]);
     free(out);
     free(ops);
+    if (later) return 2; /* s, res and bytes went with it */
     if (cr == 1) after_commit(e, key, &c, bytes, blen, prog, nx);
     else free(bytes);
     if (cr != 1) {
-      if (cr < 0) log_store_failed(pnid, wa, "could not commit the session");
+      if (cr < 0 && cr != -2) log_store_failed(pnid, wa, "could not commit the session");
       fv_result_clear(&res);
       rc = round == 0 ? cr : -1;
       break;
     }
     /* committed: now the effects */
-    int action = 0;
-    for (size_t i = 0; i < n; i++) {
-      const FvEffect *fx = &res.effects[i];
-      switch (fx->kind) {
-      case FV_FX_ACTION: {
-        if (e->svc) break; /* in the outbox */
-        json_t *f = log_fields(pnid, wa);
-        json_object_set_new(f, "action", json_string(fx->name));
-        json_object_set_new(f, "compensation", json_boolean(fx->compensation));
-        json_object_set_new(f, "error", json_string("no services configured"));
-        fr_log("action_failed", f);
-        snprintf(pending_key, sizeof pending_key, "%s", fx->key);
-        action = 1;
-        break;
-      }
-      case FV_FX_HANDOFF: log_effect("handoff", pnid, wa, fx); break;
-      case FV_FX_AUDIT: log_effect("audit", pnid, wa, fx); break;
-      case FV_FX_REMEMBER: log_effect("remember", pnid, wa, fx); break;
-      case FV_FX_END: log_effect("end", pnid, wa, fx); break;
-      default: break;
-      }
-    }
-    if (st == FV_FAILED || st == FV_OUT_OF_BUDGET) {
-      json_t *f = log_fields(pnid, wa);
-      json_object_set_new(f, "error", json_string(res.error[0] ? res.error
-                                                  : st == FV_FAILED ? "failed" : "out of budget"));
-      fr_log("session_failed", f);
-    }
+    int action = performed(pnid, wa, &res, st, e->svc != NULL, pending_key);
     fv_result_clear(&res);
     if (st != FV_WAITING || !action) break;
     memset(ev, 0, sizeof *ev);
@@ -879,8 +987,8 @@ static int resume_and_apply(FrEngine *e, const char *key, const char *pnid, cons
 
 /* Consumes the inbox entry head with state op ('k' keep, 'd' delete) and the outbox
  * entries out[0..nout) and nothing else (no route, a stale timer, an entry that is not
- * ours, a resend); cur: the entry's state, nx: what is next. 1, 0 lease lost, -1 store
- * unavailable. */
+ * ours, a resend); cur: the entry's state, nx: what is next. 1, 0 stale, -2 lease lost,
+ * -1 store unavailable. */
 static int consume(FrEngine *e, const char *key, const char *head, char op, char *const *out,
                    size_t nout, const Next *cur, Next *nx) {
   FrCommit c;
@@ -907,7 +1015,7 @@ static int consume(FrEngine *e, const char *key, const char *head, char op, char
 }
 
 /* A dead letter replayed through the admin API ({"k":"resend","pnid","to","body"}): its
- * send goes back to the session's outbox, after what is there. 1, 0 lease lost, -1. */
+ * send goes back to the session's outbox, after what is there. 1, 0 stale, -2 lease lost, -1. */
 static int resend(FrEngine *e, const char *key, const Next *cur, json_t *o, Next *nx) {
   const char *pnid = json_string_value(json_object_get(o, "pnid"));
   const char *to = json_string_value(json_object_get(o, "to"));
@@ -919,7 +1027,8 @@ static int resend(FrEngine *e, const char *key, const Next *cur, json_t *o, Next
 }
 
 /* Runs one inbox entry of the session key, cur (with the state it runs on); nx gets what
- * is next. Returns 1 done, 0 the lease was lost, -1 store unavailable. */
+ * is next. Returns 1 done, 2 its commit is on its way (commit_answered goes on), 0 what it
+ * ran on was stale, -2 the lease was lost, -1 store unavailable. */
 static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
   const char *head = cur->head;
   const uint8_t *bytes = cur->bytes;
@@ -982,7 +1091,8 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
       goto out;
     }
     if (s && !why) {
-      r = resume_and_apply(e, key, pnid, wa, prog, s, &ev, head, at, nx);
+      /* a form reply's record needs the commit's outcome: committed synchronously */
+      r = resume_and_apply(e, key, pnid, wa, prog, s, &ev, head, at, ev.kind != FV_EV_FORM, nx);
       if (ev.kind == FV_EV_FORM && r == 1)
         form_record(e, key, json_string_value(json_object_get(o, "w")),
                     json_string_value(json_object_get(o, "f")), ev.text, ev.text_len, ev.data,
@@ -1060,7 +1170,7 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
   json_t *f = log_fields(pnid, wa);
   json_object_set_new(f, "flow", json_string(fv_program_flow_name(p, flow)));
   fr_log("session_started", f);
-  r = resume_and_apply(e, key, pnid, wa, prog, s, &st, head, at, nx);
+  r = resume_and_apply(e, key, pnid, wa, prog, s, &st, head, at, 1, nx);
 out:
   /* the session copied what it keeps into its own heap */
   if (h) {
@@ -1090,9 +1200,16 @@ static void run_idle(FrEngine *e, const char *key) {
 /* Runs the session key (this process holds its lease): its inbox entries, oldest first (at
  * most RUN_BATCH, then it queues itself again). Each commit says what is next, so one
  * store round trip reads the first entry and each entry costs one commit; the commit that
- * leaves inbox and outbox empty gives the lease back. */
+ * leaves inbox and outbox empty gives the lease back. With Redis the commit goes out on the
+ * asynchronous connection and the turn goes on from its answer (commit_answered); until
+ * then the session is busy: asked to run meanwhile, it runs once more after the answer
+ * unless that answer already gives it more to do. */
 static void run_session(FrEngine *e, const char *key) {
   if (!fr_map_get(e->owned, key, 0, NULL, NULL, NULL)) return;
+  if (fr_map_get(e->busy, key, 0, NULL, NULL, NULL)) {
+    if (fr_map_put(e->busy, key, "1", 1, 0, 0) != 0) e->need_recover = 1;
+    return;
+  }
   Next nx;
   memset(&nx, 0, sizeof nx);
   int r = take_prefetch(e, key, &nx) ? 1
@@ -1101,24 +1218,42 @@ static void run_session(FrEngine *e, const char *key) {
     run_idle(e, key);
     return;
   }
-  for (int i = 0; r == 1 && nx.head; i++) {
+  run_on(e, key, &nx, r, 0, 0);
+}
+
+/* The rest of a session's turn: nx (taken) is what the last step (r) said is next, count
+ * the entries run so far; again: it was asked to run meanwhile. */
+static void run_on(FrEngine *e, const char *key, Next *nx, int r, int count, int again) {
+  for (int i = count; r == 1 && nx->head; i++) {
     if (i == RUN_BATCH) { /* let the other sessions have a turn */
-      next_free(&nx);
+      next_free(nx);
       schedule(e, key);
       return;
     }
-    Next cur = nx;
-    memset(&nx, 0, sizeof nx);
-    r = run_entry(e, key, &cur, &nx);
+    Next cur = *nx;
+    memset(nx, 0, sizeof *nx);
+    e->run_count = i;
+    r = run_entry(e, key, &cur, nx);
     next_free(&cur);
+    if (r == 2) return; /* its commit is on its way: commit_answered goes on */
   }
-  next_free(&nx);
-  if (r == 1) return; /* released, or sends in flight (their completions come back) */
+  next_free(nx);
+  if (r == 1) { /* released, or sends in flight (their completions come back) */
+    if (again) schedule(e, key);
+    return;
+  }
   if (r == -1) {
     e->need_recover = 1; /* tried again by the poll */
     return;
   }
-  json_t *f = json_object(); /* 0 or -2: another process runs it now */
+  if (r == 0) { /* what it ran on was stale (read before a commit): read it again */
+    Next stale;
+    memset(&stale, 0, sizeof stale);
+    if (take_prefetch(e, key, &stale)) next_free(&stale);
+    schedule(e, key);
+    return;
+  }
+  json_t *f = json_object(); /* -2: another process runs it now */
   json_object_set_new(f, "session", fr_log_phone(key));
   fr_log("lease_lost", f);
   fr_map_del(e->owned, key);
@@ -1392,7 +1527,7 @@ static void abandon_intakes(FrEngine *e) {
 
 void fr_engine_quiesce(FrEngine *e, int max_ms) {
   int64_t until = now_ms() + max_ms;
-  while (e && (e->intakes || e->acks) && now_ms() < until)
+  while (e && (e->intakes || e->acks || e->commits) && now_ms() < until)
     event_base_loop(e->base, EVLOOP_ONCE);
   abandon_intakes(e);
 }
@@ -1564,7 +1699,8 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
   e->inflight = fr_map_new();
   e->owned = fr_map_new();
   e->queued = fr_map_new();
-  if (!e->inflight || !e->owned || !e->queued || pipe(e->pipefd) != 0) {
+  e->busy = fr_map_new();
+  if (!e->inflight || !e->owned || !e->queued || !e->busy || pipe(e->pipefd) != 0) {
     fr_engine_free(e);
     return NULL;
   }
@@ -1593,6 +1729,7 @@ void fr_engine_free(FrEngine *e) {
   if (!e) return;
   e->stopping = 1;
   for (AckWait *w = e->acks; w; w = w->next) w->orphan = 1; /* the store's answer frees them */
+  for (CommitWait *w = e->commits; w; w = w->next) w->orphan = 1;
   abandon_intakes(e);
   if (e->wake) {
     /* the sends handed out may still complete (bounded): their entries leave the outbox */
@@ -1613,6 +1750,7 @@ void fr_engine_free(FrEngine *e) {
   if (e->inflight) fr_map_free(e->inflight);
   if (e->owned) fr_map_free(e->owned);
   if (e->queued) fr_map_free(e->queued);
+  if (e->busy) fr_map_free(e->busy);
   for (size_t i = 0; i < e->nrun; i++) free(e->runq[i]);
   free(e->runq);
   for (int i = 0; i < 2; i++)

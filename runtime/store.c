@@ -245,6 +245,13 @@ int fr_store_commit(FrStore *s, FrCommit *c, int64_t now_ms) {
   c->released = 0;
   return s->ops->commit(s, c, now_ms);
 }
+void fr_store_commit_async(FrStore *s, FrCommit *c, int64_t now_ms, FrCommitDone done,
+                           void *arg) {
+  c->next = c->out_first = NULL;
+  c->released = 0;
+  if (s->ops->commit_async && s->ops->commit_async(s, c, now_ms, done, arg) == 0) return;
+  done(s->ops->commit(s, c, now_ms), c, arg);
+}
 int fr_store_outbox_first(FrStore *s, const char *skey, char **entry) {
   return s->ops->outbox_first(s, skey, entry);
 }
@@ -616,9 +623,9 @@ static int mem_load(FrStore *st, const char *skey, uint8_t **bytes, size_t *len,
 static int mem_commit(FrStore *st, FrCommit *c, int64_t now_ms) {
   MemStore *s = (MemStore *)st;
   MemSess *m = c->owner ? sess_get(s, c->skey) : sess_make(s, c->skey);
-  if (!m) return c->owner ? 0 : -1;
+  if (!m) return c->owner ? -2 : -1;
   if (c->owner) {
-    if (!m->owner || strcmp(m->owner, c->owner) != 0) return 0; /* one process: no expiry */
+    if (!m->owner || strcmp(m->owner, c->owner) != 0) return -2; /* one process: no expiry */
     if (c->head && (!m->inbox.n || strcmp(q_first(&m->inbox), c->head) != 0)) return 0;
   }
   /* allocate everything first, so that the commit is all or nothing */

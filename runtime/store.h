@@ -9,9 +9,9 @@
  * process's work is taken over), the dead-letter queue of sends that failed for good and
  * the audit records of form replies. Also the plain in-memory hash map (FrMap) the memory
  * store is built on. Single-threaded: the event loop owns a store. Redis calls are
- * synchronous (hiredis), except fr_store_enqueue_async, which a Redis store attached to the
- * event loop answers through a second connection on hiredis's libevent adapter, so the
- * webhooks that arrive together are accepted in one pipelined round trip.
+ * synchronous (hiredis), except the _async ones (accepting an event, a commit, an outbox
+ * removal), which a Redis store attached to the event loop answers through a second
+ * connection, so what the loop asks for together goes out in one pipelined write.
  *
  * The protocol (docs/runtime.md, "Several processes"): an event is accepted by
  * fr_store_enqueue (dedup and append, one atomic step), which also gives the caller the
@@ -171,9 +171,16 @@ int fr_store_ready(FrStore *s, int64_t now_ms, size_t max, char ***keys, size_t 
 /* The stored session: 1 and a malloc'd copy in *bytes (free it), its length and program
  * index; 0 when there is none. */
 int fr_store_load(FrStore *s, const char *skey, uint8_t **bytes, size_t *len, int *prog);
-/* Commits c atomically: 1 done; 0 refused, nothing changed (the lease lost, or the inbox
- * entry already consumed). */
+/* Commits c atomically: 1 done; refused, nothing changed: 0 when the inbox entry head is
+ * no longer the oldest (what the caller ran on was stale: read it again), -2 when owner does
+ * not hold the lease. */
 int fr_store_commit(FrStore *s, FrCommit *c, int64_t now_ms);
+/* fr_store_commit answered through done(r, c, arg) as fr_store_enqueue_async answers: c's
+ * inputs are used only during this call; done gets a commit whose next, out_first and
+ * released are set as fr_store_commit sets them (next and out_first are the callee's). */
+typedef void (*FrCommitDone)(int r, FrCommit *c, void *arg);
+void fr_store_commit_async(FrStore *s, FrCommit *c, int64_t now_ms, FrCommitDone done,
+                           void *arg);
 /* The oldest outbox entry of skey: 1 and a malloc'd string in *entry; 0 when empty. */
 int fr_store_outbox_first(FrStore *s, const char *skey, char **entry);
 /* Removes the oldest outbox entry of skey if it is entry (the send that completed): 1
@@ -248,6 +255,8 @@ typedef struct {
                        void *arg); /* 0 issued, -1 not attached (answer at once instead) */
   int (*outbox_ack_async)(FrStore *s, const char *skey, const char *entry, const char *owner,
                           FrAckDone done, void *arg); /* as enqueue_async */
+  int (*commit_async)(FrStore *s, FrCommit *c, int64_t now_ms, FrCommitDone done,
+                      void *arg); /* as enqueue_async */
   int (*async)(const FrStore *s); /* attached */
 } FrStoreOps;
 

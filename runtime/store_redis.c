@@ -552,16 +552,16 @@ static void on_async_reply(redisAsyncContext *ac, void *reply, void *p) {
   free(c);
 }
 
-/* Sends script `which` (EVALSHA) with nkeys keys and n strings kv on the asynchronous
- * connection. 0, or -1 when it could not be sent (fn not called). */
+/* Sends script `which` (EVALSHA) with nkeys keys and n strings kv (kl: their lengths, NULL
+ * for C strings) on the asynchronous connection. 0, or -1 when it could not be sent (fn not called). */
 static int async_script(RedisStore *s, int which, const char *what, int nkeys, int n,
-                        const char **kv, AsyncFn fn, void *priv) {
+                        const char **kv, const size_t *kl, AsyncFn fn, void *priv) {
   redisAsyncContext *ac = async_conn(s);
   AsyncCall *c = ac ? calloc(1, sizeof *c) : NULL;
   const char **argv = NULL;
   size_t *lens = NULL;
   char nk[16];
-  if (!c || script_argv(s, which, nkeys, n, kv, NULL, nk, &argv, &lens) != 0) {
+  if (!c || script_argv(s, which, nkeys, n, kv, kl, nk, &argv, &lens) != 0) {
     free(c);
     return -1;
   }
@@ -639,7 +639,7 @@ static int r_enqueue_async(FrStore *st, const char *skey, const char *wamid, con
     *q = (AsyncEnq){done, arg, strdup(skey), wamid ? strdup(wamid) : NULL, strdup(entry),
                     strdup(owner), now_ms, lease_ms};
     if (q->skey && (!wamid || q->wamid) && q->entry && q->owner)
-      rc = async_script(s, S_ENQUEUE, "enqueue", 6, 13, ea.kv, on_enqueued, q);
+      rc = async_script(s, S_ENQUEUE, "enqueue", 6, 13, ea.kv, NULL, on_enqueued, q);
   }
   if (q) enq_args_free(&ea);
   if (rc != 0 && q) async_enq_free(q);
@@ -781,74 +781,148 @@ static int array_str(redisReply *r, size_t i, char **out) {
   return *out ? 0 : -1;
 }
 
-static int r_commit(FrStore *st, FrCommit *c, int64_t now_ms) {
-  RedisStore *s = (RedisStore *)st;
+/* COMMIT_LUA's arguments for c (keys, then ARGV), built in a: argv and lens point into a's
+ * own allocations (commit_args_free). -1 when out of memory. */
+typedef struct {
+  const char **argv;
+  size_t *lens, n;
+  char *keys[5], *nums, *state;
+  char nops[16], ls[24], ns[24], op[2];
+} CommitArgs;
+
+static void commit_args_free(CommitArgs *a) {
+  free(a->argv);
+  free(a->lens);
+  free(a->nums);
+  free(a->state);
+  for (int i = 0; i < 5; i++) free(a->keys[i]);
+}
+
+static int commit_args(CommitArgs *a, const FrCommit *c, int64_t now_ms) {
+  memset(a, 0, sizeof *a);
   size_t argc = 7 + 9 + 3 * c->nops + c->nout;
-  const char **argv = calloc(argc, sizeof *argv);
-  size_t *lens = calloc(argc, sizeof *lens);
-  char *keys[6] = {key_of(c->skey, "session"), key_of(c->skey, "outbox"),
-                   key_of(c->skey, "lease"),   key_of(c->skey, "timers"),
-                   key_of(c->skey, "inbox"),   NULL};
-  char *nums = calloc(c->nops * 2 + 1, 24);
-  char *state = NULL;
-  char nops[16], ls[24], ns[24], op[2] = {c->op ? c->op : 'k', 0};
-  int rc = -1;
-  if (!argv || !lens || !nums || !keys[0] || !keys[1] || !keys[2] || !keys[3] || !keys[4])
-    goto out;
+  a->argv = calloc(argc, sizeof *a->argv);
+  a->lens = calloc(argc, sizeof *a->lens);
+  const char *suf[5] = {"session", "outbox", "lease", "timers", "inbox"};
+  for (int i = 0; i < 5; i++) a->keys[i] = key_of(c->skey, suf[i]);
+  a->nums = calloc(c->nops * 2 + 1, 24);
+  if (!a->argv || !a->lens || !a->nums || !a->keys[0] || !a->keys[1] || !a->keys[2] ||
+      !a->keys[3] || !a->keys[4])
+    goto fail;
   size_t sl = 0;
   if (c->op == 's') {
     char head[16];
     int hl = snprintf(head, sizeof head, "%d\n", c->prog);
     sl = (size_t)hl + c->len;
-    state = malloc(sl);
-    if (!state) goto out;
-    memcpy(state, head, (size_t)hl);
-    if (c->len) memcpy(state + hl, c->state, c->len);
+    a->state = malloc(sl);
+    if (!a->state) goto fail;
+    memcpy(a->state, head, (size_t)hl);
+    if (c->len) memcpy(a->state + hl, c->state, c->len);
   }
-  snprintf(nops, sizeof nops, "%zu", c->nops);
-  snprintf(ls, sizeof ls, "%lld", (long long)c->lease_ms);
-  snprintf(ns, sizeof ns, "%lld", (long long)now_ms);
-  size_t a = 0;
-  const char *k7[7] = {keys[0], keys[1], keys[2], TIMERS_KEY, keys[3], keys[4], READY_KEY};
-  for (int i = 0; i < 7; i++) argv[a++] = k7[i];
-  argv[a++] = c->owner ? c->owner : "";
-  argv[a++] = ls;
-  argv[a++] = ns;
-  argv[a++] = op;
-  argv[a] = state ? state : "";
-  lens[a++] = sl;
-  argv[a++] = c->head ? c->head : "";
-  argv[a++] = c->skey;
-  argv[a++] = nops;
-  argv[a++] = c->keep_lease ? "1" : "0";
+  snprintf(a->nops, sizeof a->nops, "%zu", c->nops);
+  snprintf(a->ls, sizeof a->ls, "%lld", (long long)c->lease_ms);
+  snprintf(a->ns, sizeof a->ns, "%lld", (long long)now_ms);
+  a->op[0] = c->op ? c->op : 'k';
+  size_t k = 0;
+  const char **argv = a->argv;
+  const char *k7[7] = {a->keys[0], a->keys[1], a->keys[2], TIMERS_KEY,
+                       a->keys[3], a->keys[4], READY_KEY};
+  for (int i = 0; i < 7; i++) argv[k++] = k7[i];
+  argv[k++] = c->owner ? c->owner : "";
+  argv[k++] = a->ls;
+  argv[k++] = a->ns;
+  argv[k++] = a->op;
+  argv[k] = a->state ? a->state : "";
+  a->lens[k++] = sl;
+  argv[k++] = c->head ? c->head : "";
+  argv[k++] = c->skey;
+  argv[k++] = a->nops;
+  argv[k++] = c->keep_lease ? "1" : "0";
   for (size_t i = 0; i < c->nops; i++) {
-    char *id = nums + 48 * i, *due = id + 24;
+    char *id = a->nums + 48 * i, *due = id + 24;
     snprintf(id, 24, "%u", (unsigned)c->ops[i].id);
     snprintf(due, 24, "%lld", (long long)c->ops[i].due_ms);
-    argv[a++] = c->ops[i].op == 's' ? "s" : "c";
-    argv[a++] = id;
-    argv[a++] = due;
+    argv[k++] = c->ops[i].op == 's' ? "s" : "c";
+    argv[k++] = id;
+    argv[k++] = due;
   }
-  for (size_t i = 0; i < c->nout; i++) argv[a++] = c->outbox[i];
-  for (size_t i = 0; i < a; i++)
-    if (!lens[i] && argv[i] != state) lens[i] = strlen(argv[i]);
-  redisReply *r = rscript(s, S_COMMIT, "commit", 7, (int)a, argv, lens);
-  if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
-    rc = 1;
+  for (size_t i = 0; i < c->nout; i++) argv[k++] = c->outbox[i];
+  for (size_t i = 0; i < k; i++)
+    if (!a->lens[i] && argv[i] != a->state) a->lens[i] = strlen(argv[i]);
+  a->n = k;
+  return 0;
+fail:
+  commit_args_free(a);
+  return -1;
+}
+
+/* What COMMIT_LUA answered (r NULL: the store failed), into c: fr_store_commit's value. */
+static int commit_reply(redisReply *r, FrCommit *c) {
+  if (!r) return -1;
+  if (r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+    int rc = 1;
     if (array_str(r, 1, &c->next) < 0 || array_str(r, 2, &c->out_first) < 0) rc = -1;
     c->released = r->element[3]->type == REDIS_REPLY_INTEGER && r->element[3]->integer == 1;
-  } else if (r) {
-    rc = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? 1 : 0;
+    return rc;
   }
+  if (r->type != REDIS_REPLY_INTEGER) return -1;
+  return r->integer == 1 ? 1 : r->integer == -2 ? -2 : 0;
+}
+
+static int r_commit(FrStore *st, FrCommit *c, int64_t now_ms) {
+  CommitArgs a;
+  if (commit_args(&a, c, now_ms) != 0) return -1;
+  redisReply *r = rscript((RedisStore *)st, S_COMMIT, "commit", 7, (int)a.n, a.argv, a.lens);
+  int rc = commit_reply(r, c);
   if (r) freeReplyObject(r);
-out:
-  free(argv);
-  free(lens);
-  free(nums);
-  free(state);
-  for (int i = 0; i < 6; i++) free(keys[i]);
+  commit_args_free(&a);
   return rc;
 }
+
+/* One fr_store_commit_async waiting for its answer. A NOSCRIPT answer (the server lost the
+ * script: nothing was done) loads the script again and answers -1: the caller runs the
+ * session again later. */
+typedef struct {
+  FrCommitDone done;
+  void *arg;
+  FrCommit c; /* only its answer fields are used */
+} AsyncCommit;
+
+static void on_committed(RedisStore *s, redisReply *r, void *priv) {
+  AsyncCommit *q = priv;
+  int v;
+  if (is_noscript(r)) {
+    v = -1;
+    if (s->c || connect_now(s) == 0) {
+      const char *load[3] = {"SCRIPT", "LOAD", SCRIPTS[S_COMMIT]};
+      redisReply *l = redis_cmd(s, "script_load", 3, load, NULL);
+      if (l) freeReplyObject(l);
+    }
+  } else {
+    v = r && r->type == REDIS_REPLY_ERROR ? -1 : commit_reply(r, &q->c);
+  }
+  q->done(v, &q->c, q->arg);
+  free(q);
+}
+
+static int r_commit_async(FrStore *st, FrCommit *c, int64_t now_ms, FrCommitDone done,
+                          void *arg) {
+  RedisStore *s = (RedisStore *)st;
+  AsyncCommit *q = calloc(1, sizeof *q);
+  CommitArgs a;
+  if (!q || commit_args(&a, c, now_ms) != 0) {
+    free(q);
+    return -1;
+  }
+  q->done = done;
+  q->arg = arg;
+  q->c = *c;
+  int rc = async_script(s, S_COMMIT, "commit", 7, (int)a.n, a.argv, a.lens, on_committed, q);
+  commit_args_free(&a);
+  if (rc != 0) free(q);
+  return rc;
+}
+
 static int r_outbox_first(FrStore *st, const char *skey, char **entry) {
   RedisStore *s = (RedisStore *)st;
   char *k = key_of(skey, "outbox");
@@ -927,7 +1001,7 @@ static int r_outbox_ack_async(FrStore *st, const char *skey, const char *entry,
     *q = (AsyncAck){done, arg, strdup(skey), strdup(entry), owner ? strdup(owner) : NULL};
     const char *kv[7] = {k[0], k[1], k[2], READY_KEY, entry, owner ? owner : "", skey};
     if (q->skey && q->entry && (!owner || q->owner))
-      rc = async_script(s, S_ACK, "outbox_ack", 4, 7, kv, on_acked, q);
+      rc = async_script(s, S_ACK, "outbox_ack", 4, 7, kv, NULL, on_acked, q);
   }
   for (int i = 0; i < 3; i++) free(k[i]);
   if (rc != 0 && q) {
@@ -1082,6 +1156,7 @@ static const FrStoreOps redis_ops = {
     .attach = r_attach,
     .enqueue_async = r_enqueue_async,
     .outbox_ack_async = r_outbox_ack_async,
+    .commit_async = r_commit_async,
     .async = r_async,
 };
 /* redis://[[user]:password@]host[:port][/db] */
