@@ -486,10 +486,11 @@ static void complete(FrSender *s, Req *q, int ok, const FrSendOutcome *o) {
   d->body = q->body;
   q->ref = q->pnid = q->to = q->body = NULL;
   req_free(q);
+  int first = s->done == NULL; /* one byte per batch: the reader takes them all */
   if (s->done_tail) s->done_tail->next = d;
   else s->done = d;
   s->done_tail = d;
-  if (s->notify_fd >= 0) {
+  if (first && s->notify_fd >= 0) {
     ssize_t w = write(s->notify_fd, "x", 1);
     (void)w; /* a full pipe already wakes the reader */
   }

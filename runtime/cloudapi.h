@@ -71,7 +71,8 @@ int fr_sender_submit(FrSender *s, const char *phone_number_id, const char *to,
                      const char *body, const char *ref);
 int fr_sender_send(FrSender *s, const char *phone_number_id, const char *to,
                    const char *body);
-/* A byte is written to fd (non-blocking, e.g. a pipe) after each completion. */
+/* A byte is written to fd (non-blocking, e.g. a pipe) when a completion arrives while none
+ * is waiting to be taken (fr_sender_take_done). */
 void fr_sender_set_notify(FrSender *s, int fd);
 /* The completions so far, oldest first (free with fr_sender_done_free). */
 FrSendDone *fr_sender_take_done(FrSender *s);

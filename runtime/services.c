@@ -344,10 +344,11 @@ static void finish(Call *c, long http, char *result, const char *error, int tran
     d->key = c->key;
     d->action = c->action;
     c->ref = c->key = c->action = NULL;
+    int first = s->done == NULL; /* one byte per batch: the reader takes them all */
     if (s->done_tail) s->done_tail->next = d;
     else s->done = d;
     s->done_tail = d;
-    if (s->notify_fd >= 0) {
+    if (first && s->notify_fd >= 0) {
       ssize_t w = write(s->notify_fd, "s", 1);
       (void)w; /* a full pipe already wakes the reader */
     }

@@ -51,7 +51,8 @@ const char *fr_services_name(const FrServices *s, size_t i);
  * of memory (nothing will be reported). */
 int fr_services_call(FrServices *s, const char *action, const char *key,
                      const char *args_json, const char *ref);
-/* A byte is written to fd (non-blocking, e.g. a pipe) after each completion; -1: none. */
+/* A byte is written to fd (non-blocking, e.g. a pipe) when a completion arrives while none
+ * is waiting to be taken (fr_services_take_done); -1: none. */
 void fr_services_set_notify(FrServices *s, int fd);
 /* The completions so far, oldest first (free with fr_svc_done_free). */
 FrSvcDone *fr_services_take_done(FrServices *s);

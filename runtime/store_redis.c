@@ -24,12 +24,12 @@
 #include <sys/time.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "log.h"
+#include "redis_ev.h"
 #include "store.h"
 
 #define TIMERS_KEY "flowvm:timers"
@@ -488,7 +488,7 @@ static int r_enqueue(FrStore *st, const char *skey, const char *wamid, const cha
   return r < -1 ? -1 : (int)r;
 }
 
-/* ---- the asynchronous connection (hiredis's libevent adapter) ---- */
+/* ---- the asynchronous connection (on the event loop: redis_ev.c) ---- */
 
 static void on_async_connect(const redisAsyncContext *ac, int status) {
   RedisStore *s = ac->data;
@@ -515,7 +515,7 @@ static redisAsyncContext *async_conn(RedisStore *s) {
     return NULL;
   }
   ac->data = s;
-  if (redisLibeventAttach(ac, s->evb) != REDIS_OK) {
+  if (fr_redis_ev_attach(ac, s->evb) != REDIS_OK) {
     redisAsyncFree(ac);
     return NULL;
   }
