@@ -38,12 +38,18 @@ typedef struct Xfer {
   double t0;
 } Xfer;
 
+/* Finished easy handles kept for the next requests (curl_easy_reset, not a new handle:
+ * saves curl's allocation and set-up of a handle per request). */
+#define IDLE_EASY_MAX 64
+
 struct FrHttpc {
   struct event_base *base;
   CURLM *multi;
   struct event *timer;
   Sock *socks;
   Xfer *xfers;
+  CURL *idle[IDLE_EASY_MAX];
+  size_t nidle;
   size_t active;
   unsigned long next_id;
   unsigned long completed; /* completions reported so far */
@@ -57,8 +63,9 @@ static double mono_s(void) {
 
 /* ---- completions ---- */
 
-static void xfer_free(Xfer *x) {
-  if (x->easy) curl_easy_cleanup(x->easy);
+static void xfer_free(FrHttpc *h, Xfer *x) {
+  if (x->easy && h && h->nidle < IDLE_EASY_MAX) h->idle[h->nidle++] = x->easy;
+  else if (x->easy) curl_easy_cleanup(x->easy);
   curl_slist_free_all(x->hdrs);
   free(x->buf);
   free(x);
@@ -103,7 +110,7 @@ static void check_done(FrHttpc *h) {
     r.seconds = mono_s() - x->t0;
     h->completed++;
     x->done(&r, x->arg);
-    xfer_free(x);
+    xfer_free(h, x);
   }
 }
 
@@ -196,7 +203,13 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
 unsigned long fr_httpc_start(FrHttpc *h, const FrHttpRequest *rq, FrHttpDone done, void *arg) {
   if (!h || !rq || !rq->url || !done) return 0;
   Xfer *x = calloc(1, sizeof *x);
-  if (!x || !(x->easy = curl_easy_init())) {
+  if (x && h->nidle) {
+    x->easy = h->idle[--h->nidle];
+    curl_easy_reset(x->easy); /* every option back to its default; connections stay */
+  } else if (x) {
+    x->easy = curl_easy_init();
+  }
+  if (!x || !x->easy) {
     free(x);
     return 0;
   }
@@ -246,7 +259,7 @@ unsigned long fr_httpc_start(FrHttpc *h, const FrHttpRequest *rq, FrHttpDone don
   }
   return x->id;
 fail:
-  xfer_free(x);
+  xfer_free(NULL, x);
   return 0;
 }
 
@@ -322,8 +335,9 @@ void fr_httpc_free(FrHttpc *h) {
     Xfer *x = h->xfers;
     unlink_xfer(h, x);
     curl_multi_remove_handle(h->multi, x->easy); /* may remove its sockets */
-    xfer_free(x);
+    xfer_free(NULL, x);
   }
+  while (h->nidle) curl_easy_cleanup(h->idle[--h->nidle]);
   if (h->multi) curl_multi_cleanup(h->multi);
   while (h->socks) sock_free(h, h->socks);
   if (h->timer) event_free(h->timer);

@@ -200,10 +200,16 @@ typedef struct {
   redisAsyncContext *ac;   /* the async connection (fr_store_enqueue_async), or NULL */
 } RedisStore;
 
+/* "flowvm:{SKEY}:SUFFIX", malloc'd (NULL without memory); built with memcpy: it is made
+ * several times for every script call. */
 static char *key_of(const char *skey, const char *suffix) {
-  size_t n = strlen(skey) + strlen(suffix) + 16;
-  char *k = malloc(n);
-  if (k) snprintf(k, n, "flowvm:{%s}:%s", skey, suffix);
+  size_t sl = strlen(skey), xl = strlen(suffix);
+  char *k = malloc(sl + xl + 11);
+  if (!k) return NULL;
+  memcpy(k, "flowvm:{", 8);
+  memcpy(k + 8, skey, sl);
+  memcpy(k + 8 + sl, "}:", 2);
+  memcpy(k + 10 + sl, suffix, xl + 1);
   return k;
 }
 
@@ -289,6 +295,45 @@ static redisReply *redis_cmd(RedisStore *s, const char *what, int argc, const ch
     ls = l;
   }
   return checked(s, what, redisCommandArgv(s->c, argc, argv, ls));
+}
+
+/* Writes v in decimal at p; returns the number of digits. */
+static size_t put_uint(char *p, size_t v) {
+  char t[24];
+  size_t n = 0;
+  do {
+    t[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  for (size_t i = 0; i < n; i++) p[i] = t[n - 1 - i];
+  return n;
+}
+
+/* The RESP form of the command argv (lens: its lengths): malloc'd, its length in *outlen;
+ * NULL when out of memory. What hiredis's redisFormatCommandArgv writes, in one pass and
+ * one allocation (hiredis builds it with a formatted append per argument). */
+static char *resp_format(int argc, const char **argv, const size_t *lens, size_t *outlen) {
+  size_t n = 1 + 20 + 2;
+  for (int i = 0; i < argc; i++) n += 1 + 20 + 2 + lens[i] + 2;
+  char *b = malloc(n);
+  if (!b) return NULL;
+  char *p = b;
+  *p++ = '*';
+  p += put_uint(p, (size_t)argc);
+  *p++ = '\r';
+  *p++ = '\n';
+  for (int i = 0; i < argc; i++) {
+    *p++ = '$';
+    p += put_uint(p, lens[i]);
+    *p++ = '\r';
+    *p++ = '\n';
+    memcpy(p, argv[i], lens[i]);
+    p += lens[i];
+    *p++ = '\r';
+    *p++ = '\n';
+  }
+  *outlen = (size_t)(p - b);
+  return b;
 }
 
 /* The EVALSHA command of script `which` with nkeys keys, then the rest of the n strings kv
@@ -566,7 +611,10 @@ static int async_script(RedisStore *s, int which, const char *what, int nkeys, i
     return -1;
   }
   *c = (AsyncCall){s, fn, priv, what};
-  int rc = redisAsyncCommandArgv(ac, on_async_reply, c, n + 3, argv, lens) == REDIS_OK ? 0 : -1;
+  size_t cl = 0;
+  char *cmd = resp_format(n + 3, argv, lens, &cl);
+  int rc = cmd && redisAsyncFormattedCommand(ac, on_async_reply, c, cmd, cl) == REDIS_OK ? 0 : -1;
+  free(cmd);
   free(argv);
   free(lens);
   if (rc != 0) {
