@@ -541,9 +541,8 @@ static void json_quote(const char *s, char *out, size_t cap) {
   json_decref(j);
 }
 
-/* A send from the bot: matched to its user and step. */
-static void handle_send(const char *body, size_t n, const char *wamid) {
-  json_t *j = json_loadb(body, n, 0, NULL);
+/* A send from the bot (j: its body, parsed; consumed): matched to its user and step. */
+static void handle_send(json_t *j, const char *wamid) {
   const char *to = json_string_value(json_object_get(j, "to"));
   const char *type = json_string_value(json_object_get(j, "type"));
   long long wa = to ? atoll(to) : 0;
@@ -646,7 +645,7 @@ static void server_event(Conn *c, uint32_t events) {
     char ans[512], resp[1024], wamid[64];
     snprintf(wamid, sizeof wamid, "wamid.api.%lu", ++api_seq);
     if (h.is_post && strstr(h.path, "/messages")) {
-      json_t *j = json_loadb(body, bl, 0, NULL);
+      json_t *j = json_loadb(body, bl, 0, NULL); /* once: handle_send reads it too */
       const char *to = json_string_value(json_object_get(j, "to"));
       char q[64];
       json_quote(to, q, sizeof q);
@@ -654,8 +653,7 @@ static void server_event(Conn *c, uint32_t events) {
                "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":%s,\"wa_id\":%s}],"
                "\"messages\":[{\"id\":\"%s\"}]}",
                q, q, wamid);
-      json_decref(j);
-      handle_send(body, bl, wamid);
+      handle_send(j, wamid);
     } else { /* e.g. a profile look-up at start */
       st.api_other++;
       snprintf(ans, sizeof ans,
