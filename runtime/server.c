@@ -68,6 +68,7 @@ typedef struct {
   int nprogs;
   FrAdmin admin;
   int worker; /* with --workers: this worker's number + 1; 0: the only process */
+  FrSigKey *sigkey; /* the app secret ready for signature checks, made at the first */
 } Server;
 
 /* What one request's log line says besides method, path, status and duration. */
@@ -429,7 +430,8 @@ static int webhook_post(Server *sv, struct evhttp_request *req, ReqInfo *ri, dou
   if (!body) body = "";
   const char *sig = evhttp_find_header(evhttp_request_get_input_headers(req),
                                        "X-Hub-Signature-256");
-  int r = fr_signature_check(sv->cfg.app_secret, strlen(sv->cfg.app_secret), body, len, sig);
+  if (!sv->sigkey) sv->sigkey = fr_sigkey_new(sv->cfg.app_secret, strlen(sv->cfg.app_secret));
+  int r = fr_sigkey_check(sv->sigkey, body, len, sig);
   if (r != FR_SIG_OK) {
     int code = fr_signature_http_status(r);
     reply_error(req, code, fr_signature_result_name(r));
@@ -645,7 +647,7 @@ int fr_serve_main(int argc, char **argv) {
     char lerr[600];
     if (fr_cloud_load_forms_lock(forms_lock, lerr, sizeof lerr) != 0) {
       fprintf(stderr, "flowvm: FLOWVM_FORMS_LOCK: %s\n", lerr);
-      free_config(&sv.cfg);
+  free_config(&sv.cfg);
       return 1;
     }
   }
@@ -654,7 +656,7 @@ int fr_serve_main(int argc, char **argv) {
       secret("WHATSAPP_ACCESS_TOKEN", &sv.cfg.access_token) ||
       optional_secret("FLOWVM_ADMIN_TOKEN", &sv.cfg.admin_token) ||
       optional_secret("FLOWVM_EVENTS_TOKEN", &sv.cfg.events_token)) {
-    free_config(&sv.cfg);
+  free_config(&sv.cfg);
     return 1;
   }
   char host[256];
@@ -662,7 +664,7 @@ int fr_serve_main(int argc, char **argv) {
   if (!sv.cfg.listen || split_listen(sv.cfg.listen, host, sizeof host, &port) != 0) {
     fprintf(stderr, "flowvm: bad listen address '%s' (want HOST:PORT)\n",
             sv.cfg.listen ? sv.cfg.listen : "");
-    free_config(&sv.cfg);
+  free_config(&sv.cfg);
     return 1;
   }
   int workers = 1;
@@ -671,7 +673,7 @@ int fr_serve_main(int argc, char **argv) {
     long w = strtol(workers_s, &end, 10);
     if (*end || w < 1 || w > 64) {
       fprintf(stderr, "flowvm: bad worker count '%s' (want 1 to 64)\n", workers_s);
-      free_config(&sv.cfg);
+  free_config(&sv.cfg);
       return 1;
     }
     workers = (int)w;
@@ -679,13 +681,13 @@ int fr_serve_main(int argc, char **argv) {
   if (workers > 1 && !sv.cfg.redis_url) {
     fprintf(stderr, "flowvm: --workers %d needs FLOWVM_REDIS_URL (the embedded store lives in "
                     "one process)\n", workers);
-    free_config(&sv.cfg);
+  free_config(&sv.cfg);
     return 1;
   }
   int rc = 1;
   if (fr_metrics_init() != 0) {
     fprintf(stderr, "flowvm: out of memory\n");
-    free_config(&sv.cfg);
+  free_config(&sv.cfg);
     return 1;
   }
   for (; i < argc; i++)
@@ -835,6 +837,7 @@ out:
     fv_program_free(sv.progs[k]);
     free(sv.files[k]);
   }
+  fr_sigkey_free(sv.sigkey);
   free_config(&sv.cfg);
   fr_metrics_shutdown();
   return rc;

@@ -1,13 +1,13 @@
 /* runtime/signature.c: the X-Hub-Signature-256 check (HMAC-SHA256 over the raw body, with
  * the escaped-unicode fallback of WHATSAPP.md §1). Owns nothing but that: no HTTP, no JSON,
- * no globals, no allocation beyond OpenSSL's MAC context. Uses OpenSSL 3's EVP_MAC so the
- * escaped form is streamed into the MAC and never materialised. */
+ * no globals, no allocation beyond the key and OpenSSL's digest contexts. HMAC is built on
+ * EVP digests with the key's padded blocks hashed once (FrSigKey), and the escaped form is
+ * streamed into it, never materialised. */
 #include "signature.h"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAC_LEN 32
@@ -16,48 +16,91 @@
 /* HMAC-SHA256, streamed                                                                */
 /* ------------------------------------------------------------------------------------ */
 
+/* HMAC (RFC 2104) over SHA-256 with the key's two padded blocks hashed once: a check copies
+ * the inner and outer digest states instead of fetching and keying a MAC each time. */
+struct FrSigKey {
+  EVP_MD *md;
+  EVP_MD_CTX *inner, *outer; /* SHA-256 after (key ^ ipad), after (key ^ opad) */
+};
+
+#define BLOCK 64
+
+FrSigKey *fr_sigkey_new(const char *secret, size_t len) {
+  FrSigKey *k = calloc(1, sizeof *k);
+  if (!k) return NULL;
+  unsigned char key[BLOCK], pad[BLOCK];
+  memset(key, 0, sizeof key);
+  k->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+  k->inner = EVP_MD_CTX_new();
+  k->outer = EVP_MD_CTX_new();
+  int ok = k->md && k->inner && k->outer;
+  if (ok && len > BLOCK) { /* a long key is hashed first */
+    unsigned int n = 0;
+    ok = EVP_Digest(secret, len, key, &n, k->md, NULL) == 1;
+  } else if (ok && len) {
+    memcpy(key, secret, len);
+  }
+  for (int i = 0; i < BLOCK; i++) pad[i] = key[i] ^ 0x36;
+  ok = ok && EVP_DigestInit_ex(k->inner, k->md, NULL) == 1 &&
+       EVP_DigestUpdate(k->inner, pad, BLOCK) == 1;
+  for (int i = 0; i < BLOCK; i++) pad[i] = key[i] ^ 0x5c;
+  ok = ok && EVP_DigestInit_ex(k->outer, k->md, NULL) == 1 &&
+       EVP_DigestUpdate(k->outer, pad, BLOCK) == 1;
+  OPENSSL_cleanse(key, sizeof key);
+  OPENSSL_cleanse(pad, sizeof pad);
+  if (!ok) {
+    fr_sigkey_free(k);
+    return NULL;
+  }
+  return k;
+}
+
+void fr_sigkey_free(FrSigKey *k) {
+  if (!k) return;
+  EVP_MD_CTX_free(k->inner);
+  EVP_MD_CTX_free(k->outer);
+  EVP_MD_free(k->md);
+  free(k);
+}
+
 typedef struct {
-  EVP_MAC *mac;
-  EVP_MAC_CTX *ctx;
+  const FrSigKey *k;
+  EVP_MD_CTX *ctx;
 } Hmac;
 
-static int hmac_begin(Hmac *h, const char *key, size_t keylen) {
-  h->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-  h->ctx = h->mac ? EVP_MAC_CTX_new(h->mac) : NULL;
-  if (!h->ctx) return -1;
-  char digest[] = "SHA256";
-  OSSL_PARAM params[2];
-  params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-  params[1] = OSSL_PARAM_construct_end();
-  /* An empty key is legal for HMAC; OpenSSL wants a non-NULL pointer for it. */
-  static const unsigned char empty[1] = {0};
-  const unsigned char *k = keylen ? (const unsigned char *)key : empty;
-  return EVP_MAC_init(h->ctx, k, keylen, params) == 1 ? 0 : -1;
+static int hmac_begin(Hmac *h, const FrSigKey *k) {
+  h->k = k;
+  h->ctx = EVP_MD_CTX_new();
+  return h->ctx && EVP_MD_CTX_copy_ex(h->ctx, k->inner) == 1 ? 0 : -1;
 }
 
 static int hmac_update(Hmac *h, const void *p, size_t n) {
-  return n == 0 || EVP_MAC_update(h->ctx, p, n) == 1 ? 0 : -1;
+  return n == 0 || EVP_DigestUpdate(h->ctx, p, n) == 1 ? 0 : -1;
 }
 
 static int hmac_end(Hmac *h, unsigned char out[MAC_LEN]) {
-  size_t outl = 0;
-  int rc = EVP_MAC_final(h->ctx, out, &outl, MAC_LEN) == 1 && outl == MAC_LEN ? 0 : -1;
-  EVP_MAC_CTX_free(h->ctx);
-  EVP_MAC_free(h->mac);
+  unsigned char in[EVP_MAX_MD_SIZE];
+  unsigned int n = 0, m = 0;
+  int rc = EVP_DigestFinal_ex(h->ctx, in, &n) == 1 && n == MAC_LEN &&
+                   EVP_MD_CTX_copy_ex(h->ctx, h->k->outer) == 1 &&
+                   EVP_DigestUpdate(h->ctx, in, n) == 1 &&
+                   EVP_DigestFinal_ex(h->ctx, out, &m) == 1 && m == MAC_LEN
+               ? 0
+               : -1;
+  EVP_MD_CTX_free(h->ctx);
   h->ctx = NULL;
-  h->mac = NULL;
   return rc;
 }
 
 static void hmac_abort(Hmac *h) {
-  EVP_MAC_CTX_free(h->ctx);
-  EVP_MAC_free(h->mac);
+  EVP_MD_CTX_free(h->ctx);
+  h->ctx = NULL;
 }
 
-static int hmac_raw(const char *key, size_t keylen, const char *body, size_t len,
+static int hmac_raw(const FrSigKey *key, const char *body, size_t len,
                     unsigned char out[MAC_LEN]) {
   Hmac h;
-  if (hmac_begin(&h, key, keylen) != 0 || hmac_update(&h, body, len) != 0) {
+  if (hmac_begin(&h, key) != 0 || hmac_update(&h, body, len) != 0) {
     hmac_abort(&h);
     return -1;
   }
@@ -108,10 +151,10 @@ static void put_u(char *out, unsigned long unit) {
 
 /* HMAC over the body with every non-ASCII code point written as \uXXXX. Returns 0, 1 if the
  * body is not valid UTF-8 (no escaped form exists), -1 on a crypto failure. */
-static int hmac_escaped(const char *key, size_t keylen, const char *body, size_t len,
+static int hmac_escaped(const FrSigKey *key, const char *body, size_t len,
                         unsigned char out[MAC_LEN]) {
   Hmac h;
-  if (hmac_begin(&h, key, keylen) != 0) {
+  if (hmac_begin(&h, key) != 0) {
     hmac_abort(&h);
     return -1;
   }
@@ -178,23 +221,31 @@ static int parse_header(const char *header, unsigned char want[MAC_LEN]) {
   return hx[2 * MAC_LEN] == '\0' ? 0 : -1;
 }
 
-int fr_signature_check(const char *app_secret, size_t secret_len, const char *body,
-                       size_t len, const char *header) {
-  if (!app_secret || secret_len == 0) return FR_SIG_ERROR;
+int fr_sigkey_check(const FrSigKey *key, const char *body, size_t len, const char *header) {
+  if (!key) return FR_SIG_ERROR;
   if (!header || !*header) return FR_SIG_MISSING;
   unsigned char want[MAC_LEN], got[MAC_LEN];
   if (parse_header(header, want) != 0) return FR_SIG_MALFORMED;
   if (!body && len) return FR_SIG_ERROR;
   if (!body) body = "";
-  if (hmac_raw(app_secret, secret_len, body, len, got) != 0) return FR_SIG_ERROR;
+  if (hmac_raw(key, body, len, got) != 0) return FR_SIG_ERROR;
   if (CRYPTO_memcmp(got, want, MAC_LEN) == 0) return FR_SIG_OK;
   int non_ascii = 0;
   for (size_t i = 0; i < len && !non_ascii; i++) non_ascii = (unsigned char)body[i] >= 0x80;
   if (!non_ascii) return FR_SIG_MISMATCH;
-  int rc = hmac_escaped(app_secret, secret_len, body, len, got);
+  int rc = hmac_escaped(key, body, len, got);
   if (rc < 0) return FR_SIG_ERROR;
   if (rc == 0 && CRYPTO_memcmp(got, want, MAC_LEN) == 0) return FR_SIG_OK;
   return FR_SIG_MISMATCH;
+}
+
+int fr_signature_check(const char *app_secret, size_t secret_len, const char *body,
+                       size_t len, const char *header) {
+  if (!app_secret || secret_len == 0) return FR_SIG_ERROR;
+  FrSigKey *k = fr_sigkey_new(app_secret, secret_len);
+  int r = k ? fr_sigkey_check(k, body, len, header) : FR_SIG_ERROR;
+  fr_sigkey_free(k);
+  return r;
 }
 
 int fr_signature_http_status(int result) {
@@ -221,8 +272,10 @@ int fr_signature_compute(const char *app_secret, size_t secret_len, const char *
                          size_t len, char *out) {
   static const char hex[] = "0123456789abcdef";
   unsigned char mac[MAC_LEN];
-  if (hmac_raw(app_secret ? app_secret : "", secret_len, body ? body : "", len, mac) != 0)
-    return -1;
+  FrSigKey *k = fr_sigkey_new(app_secret ? app_secret : "", app_secret ? secret_len : 0);
+  int rc = k ? hmac_raw(k, body ? body : "", len, mac) : -1;
+  fr_sigkey_free(k);
+  if (rc != 0) return -1;
   memcpy(out, FR_SIG_PREFIX, 7);
   for (size_t i = 0; i < MAC_LEN; i++) {
     out[7 + 2 * i] = hex[mac[i] >> 4];

@@ -23,6 +23,14 @@ typedef enum {
 #define FR_SIG_PREFIX "sha256="
 #define FR_SIG_HEADER_LEN (7 + 64)
 
+/* An app secret made ready for checks (its HMAC pads hashed once). NULL when out of memory
+ * or the crypto library failed. A key may be used by one thread at a time. */
+typedef struct FrSigKey FrSigKey;
+FrSigKey *fr_sigkey_new(const char *secret, size_t len);
+void fr_sigkey_free(FrSigKey *k);
+/* fr_signature_check with a ready key (NULL: FR_SIG_ERROR). */
+int fr_sigkey_check(const FrSigKey *key, const char *body, size_t len, const char *header);
+
 /* header: the header's value as received (NUL-terminated, may be NULL). Returns an
  * FrSigResult. */
 int fr_signature_check(const char *app_secret, size_t secret_len, const char *body,

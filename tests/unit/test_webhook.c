@@ -759,6 +759,38 @@ START_TEST(signature_genuine_and_forged) {
 }
 END_TEST
 
+/* A ready key (FrSigKey) agrees with OpenSSL's HMAC for keys shorter than, as long as and
+ * longer than SHA-256's 64-byte block (a longer key is hashed first), reused many times. */
+START_TEST(signature_ready_key) {
+  static const size_t klens[] = {1, 16, 63, 64, 65, 200};
+  char keybuf[201];
+  for (size_t i = 0; i < sizeof keybuf - 1; i++) keybuf[i] = (char)('A' + i % 50);
+  keybuf[200] = 0;
+  const char *body = "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\"}]}";
+  size_t len = strlen(body);
+  for (size_t k = 0; k < sizeof klens / sizeof klens[0]; k++) {
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int ml = 0;
+    ck_assert_ptr_nonnull(HMAC(EVP_sha256(), keybuf, (int)klens[k], (const unsigned char *)body,
+                               len, mac, &ml));
+    char want[72];
+    strcpy(want, "sha256=");
+    for (unsigned i = 0; i < ml; i++) snprintf(want + 7 + 2 * i, 3, "%02x", mac[i]);
+    FrSigKey *key = fr_sigkey_new(keybuf, klens[k]);
+    ck_assert_ptr_nonnull(key);
+    for (int round = 0; round < 3; round++) {
+      ck_assert_int_eq(fr_sigkey_check(key, body, len, want), FR_SIG_OK);
+      ck_assert_int_eq(fr_sigkey_check(key, body, len - 1, want), FR_SIG_MISMATCH);
+    }
+    char got[72];
+    ck_assert_int_eq(fr_signature_compute(keybuf, klens[k], body, len, got), 0);
+    ck_assert_str_eq(got, want);
+    fr_sigkey_free(key);
+  }
+  ck_assert_int_eq(fr_sigkey_check(NULL, body, len, "sha256=00"), FR_SIG_ERROR);
+}
+END_TEST
+
 /* Non-ASCII text: Meta may sign the \uXXXX-escaped form (WHATSAPP.md §1). */
 START_TEST(signature_escaped_unicode_fallback) {
   /* äöå, a 3-byte char (€), and an astral emoji (U+1F600) */
@@ -839,6 +871,7 @@ static Suite *suite(void) {
   suite_add_tcase(s, t);
   t = tcase_create("signature");
   tcase_add_test(t, signature_genuine_and_forged);
+  tcase_add_test(t, signature_ready_key);
   tcase_add_test(t, signature_escaped_unicode_fallback);
   tcase_add_test(t, signature_over_fixtures);
   suite_add_tcase(s, t);
