@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --no-print-directory
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build asan test test-fast demo fuzz bench bench-load clean golden graphs
+.PHONY: all deps build asan test test-fast demo fuzz bench bench-load bench-profile clean golden graphs
 
 all: build
 
@@ -57,6 +57,10 @@ bench: build
 # BuilderBot when node and npm are installed. Not a test: it measures.
 bench-load: build
 	@sh bench/load.sh $(BUILD)
+
+# Where flowvm's instructions go per webhook (bench/profile.sh: callgrind, repeatable).
+bench-profile: build
+	@sh bench/profile.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
