@@ -51,6 +51,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "signature.h"
+
 #define STEPS 4
 #define BIZ_NUMBER "15550783881"
 #define WA_BASE 15550000000LL
@@ -182,12 +184,14 @@ static void advance(int u) {
 
 /* ---- the webhook request of a user's next message ---- */
 
+static FrSigKey *sig_key; /* the app secret, keyed once (runtime/signature.c) */
+
+/* out: the 64 hex digits of the body's HMAC-SHA256 (what follows "sha256="). */
 static void sign(const char *body, size_t n, char out[65]) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int mdn = 0;
-  HMAC(EVP_sha256(), opt.secret, (int)strlen(opt.secret), (const unsigned char *)body, n, md,
-       &mdn);
-  for (unsigned i = 0; i < mdn && i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+  char h[FR_SIG_HEADER_LEN + 1];
+  if (!sig_key) sig_key = fr_sigkey_new(opt.secret, strlen(opt.secret));
+  if (fr_sigkey_sign(sig_key, body, n, h) != 0) memset(h, '0', sizeof h - 1);
+  memcpy(out, h + 7, 65);
 }
 
 static unsigned long run_id;
@@ -532,13 +536,34 @@ static void client_event(Conn *c, uint32_t events) {
 
 static unsigned long api_seq;
 
-/* Copies the JSON string value s (escaped, with quotes) into out. */
+/* Copies the JSON string value s (escaped as json_dumps does, with quotes) into out; a
+ * value that does not fit is cut to "". */
 static void json_quote(const char *s, char *out, size_t cap) {
-  json_t *j = json_string(s ? s : "");
-  char *d = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-  snprintf(out, cap, "%s", d ? d : "\"\"");
-  free(d);
-  json_decref(j);
+  static const char hex[] = "0123456789abcdef";
+  size_t o = 0;
+  if (cap < 3) return;
+  out[o++] = '"';
+  for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+    char e = *p == '"' ? '"' : *p == '\\' ? '\\' : *p == '\n' ? 'n' : *p == '\r' ? 'r'
+           : *p == '\t' ? 't' : *p == '\b' ? 'b' : *p == '\f' ? 'f' : 0;
+    if (o + 8 >= cap) {
+      snprintf(out, cap, "\"\"");
+      return;
+    }
+    if (e) {
+      out[o++] = '\\';
+      out[o++] = e;
+    } else if (*p < 0x20) {
+      memcpy(out + o, "\\u00", 4);
+      out[o + 4] = hex[*p >> 4];
+      out[o + 5] = hex[*p & 15];
+      o += 6;
+    } else {
+      out[o++] = (char)*p;
+    }
+  }
+  out[o++] = '"';
+  out[o] = 0;
 }
 
 /* A send from the bot (j: its body, parsed; consumed): matched to its user and step. */

@@ -268,14 +268,10 @@ const char *fr_signature_result_name(int result) {
   }
 }
 
-int fr_signature_compute(const char *app_secret, size_t secret_len, const char *body,
-                         size_t len, char *out) {
+int fr_sigkey_sign(const FrSigKey *key, const char *body, size_t len, char *out) {
   static const char hex[] = "0123456789abcdef";
   unsigned char mac[MAC_LEN];
-  FrSigKey *k = fr_sigkey_new(app_secret ? app_secret : "", app_secret ? secret_len : 0);
-  int rc = k ? hmac_raw(k, body ? body : "", len, mac) : -1;
-  fr_sigkey_free(k);
-  if (rc != 0) return -1;
+  if (!key || hmac_raw(key, body ? body : "", len, mac) != 0) return -1;
   memcpy(out, FR_SIG_PREFIX, 7);
   for (size_t i = 0; i < MAC_LEN; i++) {
     out[7 + 2 * i] = hex[mac[i] >> 4];
@@ -283,4 +279,12 @@ int fr_signature_compute(const char *app_secret, size_t secret_len, const char *
   }
   out[FR_SIG_HEADER_LEN] = '\0';
   return 0;
+}
+
+int fr_signature_compute(const char *app_secret, size_t secret_len, const char *body,
+                         size_t len, char *out) {
+  FrSigKey *k = fr_sigkey_new(app_secret ? app_secret : "", app_secret ? secret_len : 0);
+  int rc = fr_sigkey_sign(k, body, len, out);
+  fr_sigkey_free(k);
+  return rc;
 }

@@ -45,5 +45,7 @@ const char *fr_signature_result_name(int result);
  * and the fake Cloud API server. */
 int fr_signature_compute(const char *app_secret, size_t secret_len, const char *body,
                          size_t len, char *out);
+/* fr_signature_compute with a ready key. */
+int fr_sigkey_sign(const FrSigKey *key, const char *body, size_t len, char *out);
 
 #endif
