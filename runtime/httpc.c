@@ -162,10 +162,15 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
     h->socks = s;
     curl_multi_assign(h->multi, fd, s);
   }
-  if (s->ev) event_free(s->ev);
+  if (s->ev && s->what == what) return 0; /* already watched for that */
   short ev = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0));
   s->what = what;
-  s->ev = event_new(h->base, fd, (short)(ev | EV_PERSIST), on_socket, s);
+  if (s->ev) { /* the same event, watching for something else: no new allocation */
+    event_del(s->ev);
+    if (event_assign(s->ev, h->base, fd, (short)(ev | EV_PERSIST), on_socket, s) != 0) return -1;
+  } else {
+    s->ev = event_new(h->base, fd, (short)(ev | EV_PERSIST), on_socket, s);
+  }
   if (!s->ev || event_add(s->ev, NULL) != 0) return -1;
   return 0;
 }
