@@ -448,19 +448,19 @@ void fr_sender_done_free(FrSendDone *d) {
 }
 
 static void log_outcome(const char *what, const Req *q, const FrSendOutcome *o) {
-  json_t *f = json_object();
-  json_object_set_new(f, "phone_number_id", json_string(q->pnid));
-  json_object_set_new(f, "to", fr_log_phone(q->to));
-  json_object_set_new(f, "http", json_integer(o->http));
-  json_object_set_new(f, "attempt", json_integer(q->attempts));
-  if (o->wamid[0]) json_object_set_new(f, "wamid", json_string(o->wamid));
-  if (o->code >= 0) json_object_set_new(f, "code", json_integer(o->code));
-  if (o->subcode >= 0) json_object_set_new(f, "subcode", json_integer(o->subcode));
-  if (o->cls != FR_SEND_OK) json_object_set_new(f, "error", json_string(o->message));
-  if (o->fbtrace_id[0]) json_object_set_new(f, "fbtrace_id", json_string(o->fbtrace_id));
-  if (o->cls == FR_SEND_RETRY && q->next_at)
-    json_object_set_new(f, "delay_ms", json_integer(q->next_at - mono_ms()));
-  fr_log(what, f);
+  FrLogLine l;
+  FrJw *w = fr_log_begin(&l, what);
+  fr_jw_kstr(w, "phone_number_id", q->pnid);
+  fr_log_hashed(w, "to", q->to);
+  fr_jw_kint(w, "http", o->http);
+  fr_jw_kint(w, "attempt", q->attempts);
+  if (o->wamid[0]) fr_jw_kstr(w, "wamid", o->wamid);
+  if (o->code >= 0) fr_jw_kint(w, "code", o->code);
+  if (o->subcode >= 0) fr_jw_kint(w, "subcode", o->subcode);
+  if (o->cls != FR_SEND_OK) fr_jw_kstr(w, "error", o->message);
+  if (o->fbtrace_id[0]) fr_jw_kstr(w, "fbtrace_id", o->fbtrace_id);
+  if (o->cls == FR_SEND_RETRY && q->next_at) fr_jw_kint(w, "delay_ms", q->next_at - mono_ms());
+  fr_log_end(&l);
 }
 
 /* A finished request leaves the queue and, with a ref, becomes a completion for the

@@ -348,12 +348,49 @@ static int real_text(char *buf, size_t size, double v, int precision) {
   return (int)len;
 }
 
+/* The text of v when it is k / 1000 for an integer k of at most 9 digits (a duration in ms
+ * with µs), and 9 to 15 significant digits are asked: "%.*g" then writes k / 1000 itself
+ * (the double is within 2^-53 of it, far less than half the last digit asked), with no
+ * exponent (0.001 <= |v| < 10^6), without trailing zeros. Length, or 0 for another v. */
+static int milli_text(char *buf, double v, int precision) {
+  if (precision < 9 || precision > 15 || !(fabs(v) < 1e6) || (v == 0 && signbit(v))) return 0;
+  long long k = llrint(v * 1000.0);
+  if ((double)k / 1e3 != v) return 0;
+  unsigned long long u = k < 0 ? (unsigned long long)-k : (unsigned long long)k;
+  char d[24], *e = d + sizeof d, *p = e;
+  unsigned frac = (unsigned)(u % 1000);
+  if (frac) { /* the decimals, without trailing zeros */
+    int nd = 3;
+    while (frac % 10 == 0) {
+      frac /= 10;
+      nd--;
+    }
+    while (nd--) {
+      *--p = (char)('0' + frac % 10);
+      frac /= 10;
+    }
+  } else {
+    *--p = '0'; /* jansson's ".0" */
+  }
+  *--p = '.';
+  u /= 1000;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (k < 0) *--p = '-';
+  memcpy(buf, p, (size_t)(e - p));
+  return (int)(e - p);
+}
+
 int fr_jw_real(FrJw *w, double v) {
   if (w->oom) return FR_JW_NOMEM;
   if (!isfinite(v)) return FR_JW_INVALID;
   char buf[64];
   int prec = (int)((w->flags >> 8) & 0x1F);
-  int n = real_text(buf, sizeof buf, v, prec ? prec : 17);
+  if (!prec) prec = 17;
+  int n = milli_text(buf, v, prec);
+  if (!n) n = real_text(buf, sizeof buf, v, prec);
   if (n < 0) return FR_JW_INVALID;
   return value(w, buf, (size_t)n);
 }

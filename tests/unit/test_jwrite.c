@@ -43,6 +43,7 @@ static size_t jansson_flags(unsigned wf) {
 
 static const unsigned all_flags[] = {0, FR_JW_ASCII, FR_JW_PRECISION(9),
                                      FR_JW_ASCII | FR_JW_PRECISION(9), FR_JW_PRECISION(1),
+                                     FR_JW_PRECISION(15), FR_JW_PRECISION(16),
                                      FR_JW_PRECISION(31)};
 #define NFLAGS (sizeof all_flags / sizeof all_flags[0])
 
@@ -241,6 +242,7 @@ START_TEST(reals) {
                 1e-5, 1.5, 100, 2.5e-7, 123456789, 1234567890, 0.000123456789, 1e21, 1e22,
                 DBL_MIN, DBL_MAX, -DBL_MAX, 5e-324, 0.30000000000000004, 1.0 / 3, 12.345,
                 999999999.5, 9999999995.0, 0.001, 0.0001, 0.00001, 3.25, 42.0, 65.536,
+                999999.999, -999999.999, 1000000.001, 0.002, -0.001, 12.5, 120.0,
                 NAN, -NAN, INFINITY, -INFINITY};
   for (size_t f = 0; f < NFLAGS; f++) {
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) check_real(v[i], all_flags[f]);
@@ -249,7 +251,9 @@ START_TEST(reals) {
       double x;
       memcpy(&x, &bits, sizeof x);
       check_real(x, all_flags[f]);
-      check_real((double)(int64_t)(next_rand() % 100000000) / 1e3, all_flags[f]); /* durations */
+      /* durations in ms with µs, as the request line has them, beyond 9 digits too */
+      int64_t k = (int64_t)(next_rand() % 4000000000u) - 2000000000;
+      check_real((double)(k >> (next_rand() % 32)) / 1e3, all_flags[f]);
     }
   }
 }
