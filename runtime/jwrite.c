@@ -203,6 +203,29 @@ static int put_escape(FrJw *w, uint32_t cp) {
   return put(w, e, n);
 }
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* Whether one of the 8 bytes of x is not of class 0: below 0x20 ("less than" as a whole
+ * is exact for n <= 0x80), '"' or '\\' (a zero byte after the xor), or 0x80 and above. */
+static inline int word_special(uint64_t x) {
+  uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+  uint64_t t = ((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) | ((b - ONES) & ~b) | x;
+  return (t & HIGHS) != 0;
+}
+
+/* The end of the run of class 0 bytes from j: eight at a time, then one by one. */
+static inline size_t plain_run(const unsigned char *s, size_t j, size_t n) {
+  uint64_t x;
+  while (n - j >= 8) {
+    memcpy(&x, s + j, 8);
+    if (word_special(x)) break;
+    j += 8;
+  }
+  while (j < n && byte_class[s[j]] == 0) j++;
+  return j;
+}
+
 /* A quoted string; on FR_JW_INVALID the output is cut back to where it was. */
 static int put_string(FrJw *w, const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
@@ -214,7 +237,7 @@ static int put_string(FrJw *w, const char *str, size_t n) {
     size_t j = i, skip = 1;
     uint32_t cp = 0;
     for (;;) { /* j: the end of the run copied as it is */
-      while (j < n && byte_class[s[j]] == 0) j++;
+      j = plain_run(s, j, n);
       if (j == n) break;
       cp = s[j];
       if (byte_class[cp] == 1) break;

@@ -1,6 +1,7 @@
 /* tests/unit/test_cloudapi.c: the Cloud API request bodies of flowvm serve
  * (runtime/cloudapi.c): every SEND effect kind, from the payload the VM makes to the exact
- * body of WHATSAPP.md §4 (compared as JSON values), and refusals of unsendable payloads; the
+ * body of WHATSAPP.md §4 (compared as JSON values), their exact bytes against those kept in
+ * cloudapi_bodies.txt, the shapes of real send bodies, and refusals of unsendable payloads; the
  * sender's decisions (runtime/send_policy.c): the classifier over every error fixture, the
  * backoff, the token bucket, the pair pacing and the breaker's state machine. */
 #include <check.h>

@@ -100,7 +100,7 @@ START_TEST(strings_edge) {
 END_TEST
 
 START_TEST(strings_bytes) {
-  /* every byte alone, and every pair of bytes */
+  /* every byte alone, every pair of bytes */
   char b[2];
   for (unsigned f = 0; f < 2; f++) {
     for (int i = 0; i < 256; i++) {
@@ -111,6 +111,16 @@ START_TEST(strings_bytes) {
       b[0] = (char)(i >> 8);
       b[1] = (char)i;
       check_string(b, 2, all_flags[f]);
+    }
+    /* every byte at every place of a longer plain run (read eight bytes at a time) */
+    char run[20];
+    for (size_t at = 0; at < sizeof run; at++) {
+      for (int i = 0; i < 256; i++) {
+        memset(run, 'a' + (int)(at % 26), sizeof run);
+        run[at] = (char)i;
+        check_string(run, sizeof run, all_flags[f]);
+        check_string(run, at + 1, all_flags[f]);
+      }
     }
   }
 }
