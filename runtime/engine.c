@@ -678,28 +678,32 @@ static FvValue record2(FvHeap *h, const char *k1, FvValue v1, const char *k2, Fv
 /* A message's inbox entry: {"k":"msg","at":ms,"w":wamid,"n":name,"e":kind,"t":text,
  * "ti":title,"d":data,"f":form?}; at: when it was accepted; form: a form reply's form. */
 static char *message_entry(const FrItem *it, const FvEvent *ev, int64_t at, const char *form) {
-  json_t *o = json_object();
-  if (form && *form) json_object_set_new(o, "f", json_string(form));
-  json_object_set_new(o, "k", json_string("msg"));
-  json_object_set_new(o, "at", json_integer((json_int_t)at));
-  json_object_set_new(o, "w", json_string(it->id.p));
-  if (it->name.p) json_object_set_new(o, "n", json_string(it->name.p));
-  json_object_set_new(o, "e", json_integer(ev->kind));
-  if (ev->text) json_object_set_new(o, "t", json_stringn(ev->text, ev->text_len));
-  if (ev->title) json_object_set_new(o, "ti", json_stringn(ev->title, ev->title_len));
-  if (ev->data.type != FV_T_UNSET) {
+  char buf[512]; /* the bytes json_dumps(JSON_COMPACT) wrote when it was a jansson object */
+  FrJw w;
+  fr_jw_init(&w, buf, sizeof buf, 0);
+  fr_jw_obj(&w);
+  if (form && *form) fr_jw_kstr(&w, "f", form);
+  fr_jw_kstr(&w, "k", "msg");
+  fr_jw_kint(&w, "at", at);
+  fr_jw_kstr(&w, "w", it->id.p);
+  if (it->name.p) fr_jw_kstr(&w, "n", it->name.p);
+  fr_jw_kint(&w, "e", ev->kind);
+  if (ev->text) fr_jw_kstrn(&w, "t", ev->text, ev->text_len);
+  if (ev->title) fr_jw_kstrn(&w, "ti", ev->title, ev->title_len);
+  if (ev->data.type != FV_T_UNSET) { /* through jansson, as it always was */
     char *d = fv_value_to_json(ev->data);
     json_t *dj = d ? json_loads(d, JSON_DECODE_ANY, NULL) : NULL;
     free(d);
     if (!dj) {
-      json_decref(o);
+      fr_jw_free(&w);
       return NULL;
     }
-    json_object_set_new(o, "d", dj);
+    fr_jw_key(&w, "d");
+    fr_jw_json(&w, dj);
+    json_decref(dj);
   }
-  char *s = json_dumps(o, JSON_COMPACT);
-  json_decref(o);
-  return s;
+  fr_jw_obj_end(&w);
+  return fr_jw_take(&w, NULL);
 }
 
 static char *timer_entry(uint32_t id) {

@@ -231,9 +231,26 @@ static int put_string(FrJw *w, const char *str, size_t n) {
   const unsigned char *s = (const unsigned char *)str;
   size_t mark = w->len;
   int ascii = (w->flags & FR_JW_ASCII) != 0;
-  if (putc1(w, '"')) return FR_JW_NOMEM;
   size_t i = 0;
-  while (i < n) {
+  if (!w->oom && w->cap - w->len > n + 10) { /* room for it all: copy plain bytes as read */
+    char *o = w->p + w->len;
+    *o++ = '"';
+    uint64_t x;
+    while (n - i >= 8) {
+      memcpy(&x, s + i, 8);
+      if (word_special(x)) break;
+      memcpy(o, &x, 8);
+      o += 8;
+      i += 8;
+    }
+    while (i < n && byte_class[s[i]] == 0) *o++ = (char)s[i++];
+    if (i == n) *o++ = '"';
+    w->len = (size_t)(o - w->p);
+    if (i == n) return FR_JW_OK;
+  } else if (putc1(w, '"')) {
+    return FR_JW_NOMEM;
+  }
+  while (i < n) { /* from the first byte that is not plain */
     size_t j = i, skip = 1;
     uint32_t cp = 0;
     for (;;) { /* j: the end of the run copied as it is */

@@ -54,12 +54,12 @@ static void show(const char *s, size_t n, char *out, size_t cap) {
   out[o] = '\0';
 }
 
-/* The writer's string equals json_dumps(json_stringn(s, n)), or both refuse it. */
-static void check_string(const char *s, size_t n, unsigned wf) {
+/* The writer's string equals json_dumps(json_stringn(s, n)), or both refuse it; written
+ * into a small buffer that spills, and into one that has room. */
+static void check_string_in(const char *s, size_t n, unsigned wf, char *buf, size_t cap) {
   json_t *j = json_stringn(s, n);
-  char small[16];
   FrJw w;
-  fr_jw_init(&w, small, sizeof small, wf);
+  fr_jw_init(&w, buf, cap, wf);
   fr_jw_arr(&w);
   fr_jw_int(&w, 1);
   int r = fr_jw_strn(&w, s, n);
@@ -83,6 +83,12 @@ static void check_string(const char *s, size_t n, unsigned wf) {
     json_decref(a);
   }
   fr_jw_free(&w);
+}
+
+static void check_string(const char *s, size_t n, unsigned wf) {
+  char small[16], big[8192];
+  check_string_in(s, n, wf, small, sizeof small);
+  check_string_in(s, n, wf, big, sizeof big);
 }
 
 START_TEST(strings_edge) {
