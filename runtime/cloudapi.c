@@ -1,9 +1,9 @@
 /* runtime/cloudapi.c: the Cloud API channel (cloudapi.h): request bodies for every SEND
  * effect kind (text, reply buttons, list, image/video/audio/document by link, template,
  * WhatsApp Flows form; written by the JSON writer, jwrite.h) and the sender that POSTs
- * them through the event loop's HTTP client (httpc.h), several recipients at once, with retries (backoff with full jitter), the
- * per-number token bucket, per-recipient pacing after 131056 and the circuit breaker
- * (send_policy.h), reporting each completed send.
+ * them through the event loop's HTTP client (httpc.h), several recipients at once, with
+ * retries (backoff with full jitter), the per-number token bucket, per-recipient pacing
+ * after 131056 and the circuit breaker (send_policy.h), reporting each completed send.
  */
 #define _DEFAULT_SOURCE
 #include <stdint.h>
