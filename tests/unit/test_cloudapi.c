@@ -194,8 +194,31 @@ static FvValue some_text(FvHeap *h, uint64_t r) {
 }
 
 /* A value of any type, mostly a text; unset now and then (an absent field). */
+/* A record of the n keys with the n values (consumed). */
+static FvValue rec_of(FvHeap *h, int n, const char *const *keys, FvValue *vals) {
+  FvValue k[16];
+  memset(k, 0, sizeof k);
+  for (int i = 0; i < n; i++) k[i] = tx(h, keys[i]);
+  FvValue r = fv_record(h, (size_t)n, k, vals);
+  for (int i = 0; i < n; i++) {
+    fv_value_release(k[i]);
+    fv_value_release(vals[i]);
+  }
+  return r;
+}
+
+static FvValue some_value(FvHeap *h, int depth);
+
+/* n values made one after the other (the order the seeded sequence is drawn in is fixed,
+ * whatever order a compiler evaluates arguments in). */
+static void values(FvHeap *h, int n, int depth, FvValue *out) {
+  for (int i = 0; i < n; i++) out[i] = some_value(h, depth);
+}
+
+/* A value of any type, mostly a text; unset now and then (an absent field). */
 static FvValue some_value(FvHeap *h, int depth) {
   uint64_t r = body_rand();
+  FvValue v[2];
   switch (r % 16) {
   case 0: return fv_unset();
   case 1: return fv_int((int64_t)(body_rand() % 2001) - 1000);
@@ -203,17 +226,30 @@ static FvValue some_value(FvHeap *h, int depth) {
   case 3: return fv_bool((int)((r >> 8) & 1));
   case 4: return fv_duration((int64_t)(r >> 8) % 200000);
   case 5:
-    if (depth > 0) return lst(h, 2, some_value(h, depth - 1), some_value(h, depth - 1));
-    return fv_int(7);
-  case 6:
-    if (depth > 0) return rec(h, 2, "a", some_value(h, depth - 1), "b\"", some_value(h, depth - 1));
-    return fv_number(-2.5e-7);
+    if (depth <= 0) return fv_int(7);
+    values(h, 2, depth - 1, v);
+    return lst(h, 2, v[0], v[1]);
+  case 6: {
+    static const char *const keys[] = {"a", "b\""};
+    if (depth <= 0) return fv_number(-2.5e-7);
+    values(h, 2, depth - 1, v);
+    return rec_of(h, 2, keys, v);
+  }
   default: return some_text(h, r >> 8);
   }
 }
 
 /* A field: absent (a quarter of the time) or some value. */
 static FvValue field(FvHeap *h) { return body_rand() % 4 == 0 ? fv_unset() : some_value(h, 2); }
+
+/* A record of fields for the n keys, made in order; with a last value (consumed) for the
+ * key after them when last is not NULL. */
+static FvValue fields(FvHeap *h, int n, const char *const *keys, const FvValue *last) {
+  FvValue v[16];
+  for (int i = 0; i < n; i++) v[i] = field(h);
+  if (last) v[n++] = *last;
+  return rec_of(h, n, keys, v);
+}
 
 /* Up to n records made by mk, now and then a value that is not a record. */
 static FvValue some_list(FvHeap *h, int n, FvValue (*mk)(FvHeap *)) {
@@ -226,40 +262,80 @@ static FvValue some_list(FvHeap *h, int n, FvValue (*mk)(FvHeap *)) {
   return l;
 }
 
-static FvValue some_button(FvHeap *h) { return rec(h, 2, "id", field(h), "title", field(h)); }
+static FvValue some_button(FvHeap *h) {
+  static const char *const keys[] = {"id", "title"};
+  return fields(h, 2, keys, NULL);
+}
 static FvValue some_row(FvHeap *h) {
-  return rec(h, 3, "id", field(h), "title", field(h), "description", field(h));
+  static const char *const keys[] = {"id", "title", "description"};
+  return fields(h, 3, keys, NULL);
+}
+/* A list of records made by mk (seven times in eight), or a field. */
+static FvValue list_or_field(FvHeap *h, int n, FvValue (*mk)(FvHeap *)) {
+  return body_rand() % 8 ? some_list(h, n, mk) : field(h);
 }
 static FvValue some_section(FvHeap *h) {
-  return rec(h, 2, "title", field(h), "rows", body_rand() % 8 ? some_list(h, 4, some_row) : field(h));
+  static const char *const keys[] = {"title", "rows"};
+  FvValue t = field(h);
+  FvValue v[2] = {t, list_or_field(h, 4, some_row)};
+  return rec_of(h, 2, keys, v);
 }
 
 static FvValue some_payload(FvHeap *h, FvMsgKind k) {
   switch (k) {
-  case FV_MSG_TEXT: return rec(h, 2, "body", field(h), "preview", field(h));
-  case FV_MSG_BUTTONS:
-    return rec(h, 4, "header", field(h), "body", field(h), "footer", field(h), "buttons",
-               body_rand() % 8 ? some_list(h, 4, some_button) : field(h));
-  case FV_MSG_LIST:
-    return rec(h, 5, "header", field(h), "body", field(h), "footer", field(h), "button", field(h),
-               "sections", body_rand() % 8 ? some_list(h, 3, some_section) : field(h));
+  case FV_MSG_TEXT: {
+    static const char *const keys[] = {"body", "preview"};
+    return fields(h, 2, keys, NULL);
+  }
+  case FV_MSG_BUTTONS: {
+    static const char *const keys[] = {"header", "body", "footer", "buttons"};
+    FvValue v[4];
+    for (int i = 0; i < 3; i++) v[i] = field(h);
+    v[3] = list_or_field(h, 4, some_button);
+    return rec_of(h, 4, keys, v);
+  }
+  case FV_MSG_LIST: {
+    static const char *const keys[] = {"header", "body", "footer", "button", "sections"};
+    FvValue v[5];
+    for (int i = 0; i < 4; i++) v[i] = field(h);
+    v[4] = list_or_field(h, 3, some_section);
+    return rec_of(h, 5, keys, v);
+  }
   case FV_MSG_TEMPLATE: {
-    FvValue ps = body_rand() % 6 ? lst(h, (int)(body_rand() % 4), some_value(h, 1), some_value(h, 1),
-                                       some_value(h, 1))
-                                 : field(h);
-    return rec(h, 3, "name", field(h), "lang", field(h), "params", ps);
+    static const char *const keys[] = {"name", "lang", "params"};
+    FvValue ps;
+    if (body_rand() % 6) {
+      FvValue v[3];
+      int n = (int)(body_rand() % 4);
+      values(h, n, 1, v);
+      ps = fv_list(h, (size_t)n, v);
+      for (int i = 0; i < n; i++) fv_value_release(v[i]);
+    } else {
+      ps = field(h);
+    }
+    return fields(h, 2, keys, &ps);
   }
   case FV_MSG_FORM: {
-    FvValue data = body_rand() % 3 ? rec(h, 3, "name", some_value(h, 2), "n", some_value(h, 1),
-                                         "é\n", some_value(h, 2))
-                                   : field(h);
-    FvValue tok = body_rand() % 10 ? some_text(h, body_rand()) : field(h);
-    FvValue name = body_rand() % 10 ? some_text(h, body_rand()) : field(h);
-    return rec(h, 8, "name", name, "flow_token", tok, "header", field(h), "body", field(h),
-               "footer", field(h), "cta", field(h), "screen", field(h), "data", data);
+    static const char *const dkeys[] = {"name", "n", "é\n"};
+    static const char *const keys[] = {"header", "body", "footer", "cta", "screen",
+                                       "name", "flow_token", "data"};
+    FvValue v[8];
+    if (body_rand() % 3) {
+      FvValue d[3];
+      values(h, 3, 1, d);
+      v[7] = rec_of(h, 3, dkeys, d);
+    } else {
+      v[7] = field(h);
+    }
+    v[6] = body_rand() % 10 ? some_text(h, body_rand()) : field(h);
+    v[5] = body_rand() % 10 ? some_text(h, body_rand()) : field(h);
+    for (int i = 0; i < 5; i++) v[i] = field(h);
+    return rec_of(h, 8, keys, v);
   }
-  default:
-    return rec(h, 3, "url", field(h), "caption", field(h), "filename", field(h));
+  default: {
+    static const char *const keys[] = {"url", "caption", "filename"};
+    return fields(h, 3, keys, NULL);
+  }
   }
 }
 
