@@ -35,17 +35,7 @@ export WHATSAPP_ACCESS_TOKEN=bench-access-token
 export FLOWVM_SEND_RATE=100000
 PNID=106540352242922
 
-PIDS=""
-cleanup() {
-  for p in $PIDS; do kill "$p" 2>/dev/null; done
-  for p in $PIDS; do wait "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
-trap 'exit 2' INT TERM HUP
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. bench/lib.sh
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 hwm_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null; }
 stop_pid() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }

@@ -7,7 +7,8 @@
 # the whole process and of its main parts (inclusive). Instruction counts do not depend on
 # what else the machine is doing, so two builds can be compared one after the other (a
 # timed run cannot); under valgrind OpenSSL cannot use the CPU's SHA extensions, so the
-# signature's share is larger here than on the CPU. Run by `make bench-profile`.
+# signature's share is larger here than on the CPU. PROFILE_FUNCS (a grep -E pattern) lists
+# more functions. Run by `make bench-profile`.
 set -u
 build=${1:-build}
 root=$(pwd)
@@ -19,16 +20,7 @@ command -v valgrind > /dev/null || { echo "bench/profile.sh: valgrind is needed"
 export WHATSAPP_APP_SECRET=bench-app-secret WHATSAPP_VERIFY_TOKEN=bench-verify-token
 export WHATSAPP_ACCESS_TOKEN=bench-access-token FLOWVM_SEND_RATE=100000
 PNID=106540352242922
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-PIDS=""
-cleanup() {
-  for p in $PIDS; do kill "$p" 2>/dev/null; done
-  for p in $PIDS; do wait "$p" 2>/dev/null; done
-}
-trap cleanup EXIT
-trap 'exit 2' INT TERM HUP
+. bench/lib.sh
 
 "$build/flowc" build bench/flows/loadconv.flow -o "$out/loadconv.fbc" || exit 1
 PORT=$(free_port)
@@ -90,8 +82,12 @@ part "  Cloud API body" "cloudapi.c:fr_cloud_body"
 part "Redis answers, and the work they start (hiredis callbacks)" "redisProcessCallbacks"
 part "Cloud API sends (libcurl)" "curl_multi_socket_action"
 part "  answer classification" "send_policy.c:fr_send_classify"
-part "log lines (fr_log)" "log.c:fr_log "
 part "malloc" "malloc.c:malloc "
 part "free" "malloc.c:free "
+if [ -n "${PROFILE_FUNCS:-}" ]; then # more functions: a grep -E pattern
+  echo
+  grep -E "$PROFILE_FUNCS" "$out/inclusive.txt" |
+    awk -v n="$n" '{ c = $1; gsub(",", "", c); printf "%10.0f per webhook  %s\n", c / n, $0 }'
+fi
 echo
 echo "Command: \`make bench-profile\` (bench/profile.sh); the whole listing is in $out/inclusive.txt."

@@ -1,9 +1,9 @@
 /* runtime/cloudapi.c: the Cloud API channel (cloudapi.h): request bodies for every SEND
  * effect kind (text, reply buttons, list, image/video/audio/document by link, template,
- * WhatsApp Flows form) and the sender that POSTs them through the event loop's HTTP client
- * (httpc.h), several recipients at once, with retries (backoff with full jitter), the
- * per-number token bucket, per-recipient pacing after 131056 and the circuit breaker
- * (send_policy.h), reporting each completed send.
+ * WhatsApp Flows form; written by the JSON writer, jwrite.h) and the sender that POSTs
+ * them through the event loop's HTTP client (httpc.h), several recipients at once, with
+ * retries (backoff with full jitter), the per-number token bucket, per-recipient pacing
+ * after 131056 and the circuit breaker (send_policy.h), reporting each completed send.
  */
 #define _DEFAULT_SOURCE
 #include <stdint.h>
@@ -17,154 +17,197 @@
 
 #include "cloudapi.h"
 #include "httpc.h"
+#include "jwrite.h"
 #include "log.h"
 #include "metrics.h"
 
 /* ---- bodies ---- */
 
-/* A json string of a text field (other values as interpolation shows them); NULL when the
- * field is absent or unset. */
-static json_t *jfield(FvValue rec, const char *key) {
+/* The bodies are written by the JSON writer (jwrite.h) with the bytes json_dumps wrote
+ * with JSON_COMPACT | JSON_PRESERVE_ORDER when they were jansson objects: a field that is
+ * not UTF-8 counts as absent, as json_stringn refused it. */
+
+/* A text field: its bytes (other values as interpolation shows them, up to a NUL), or p
+ * NULL when the field is absent, unset or not UTF-8. field_free releases it. */
+typedef struct {
+  const char *p;
+  size_t n;
+  char *own;
+} Field;
+
+static Field field_of(FvValue rec, const char *key) {
+  Field f = {NULL, 0, NULL};
   FvValue v = fv_record_get(rec, key);
-  if (v.type == FV_T_UNSET) return NULL;
+  if (v.type == FV_T_UNSET) return f;
   size_t n;
   const char *p = fv_text_ptr(v, &n);
-  if (p) return json_stringn(p, n);
-  char *s = fv_value_to_string(v);
-  json_t *j = s ? json_string(s) : NULL;
-  free(s);
-  return j;
-}
-
-/* Sets obj[key] to the text field, if present and non-empty. Returns 1 if set. */
-static int set_opt(json_t *obj, const char *key, FvValue rec, const char *field) {
-  json_t *j = jfield(rec, field);
-  if (!j) return 0;
-  if (json_string_length(j) == 0) {
-    json_decref(j);
-    return 0;
+  if (!p) {
+    if (!(f.own = fv_value_to_string(v))) return f;
+    p = f.own;
+    n = strlen(p);
   }
-  json_object_set_new(obj, key, j);
-  return 1;
-}
-
-static json_t *text_obj(json_t *s) {
-  json_t *o = json_object();
-  json_object_set_new(o, "text", s ? s : json_string(""));
-  return o;
-}
-
-/* header (text), body and footer of an interactive message */
-static void interactive_common(json_t *in, FvValue p) {
-  json_t *h = jfield(p, "header");
-  if (h && json_string_length(h)) {
-    json_t *ho = json_object();
-    json_object_set_new(ho, "type", json_string("text"));
-    json_object_set_new(ho, "text", h);
-    json_object_set_new(in, "header", ho);
-  } else {
-    json_decref(h);
+  if (fr_jw_utf8_valid(p, n)) {
+    f.p = p;
+    f.n = n;
   }
-  json_object_set_new(in, "body", text_obj(jfield(p, "body")));
-  json_t *f = jfield(p, "footer");
-  if (f && json_string_length(f)) json_object_set_new(in, "footer", text_obj(f));
-  else json_decref(f);
+  return f;
 }
 
-static json_t *buttons(FvValue p) {
-  json_t *in = json_object();
-  json_object_set_new(in, "type", json_string("button"));
-  interactive_common(in, p);
-  json_t *arr = json_array();
+static void field_free(Field *f) {
+  free(f->own);
+  f->own = NULL;
+}
+
+/* key: the field, or def when there is none (nothing when def is NULL). */
+static void put_field(FrJw *w, const char *key, FvValue rec, const char *field, const char *def) {
+  Field f = field_of(rec, field);
+  if (f.p) fr_jw_kstrn(w, key, f.p, f.n);
+  else if (def) fr_jw_kstr(w, key, def);
+  field_free(&f);
+}
+
+/* key: the field, if present and not empty. */
+static void put_opt(FrJw *w, const char *key, FvValue rec, const char *field) {
+  Field f = field_of(rec, field);
+  if (f.p && f.n) fr_jw_kstrn(w, key, f.p, f.n);
+  field_free(&f);
+}
+
+/* key: {"text": the field or ""} */
+static void put_text_obj(FrJw *w, const char *key, const char *s, size_t n) {
+  fr_jw_key(w, key);
+  fr_jw_obj(w);
+  fr_jw_kstrn(w, "text", s, n);
+  fr_jw_obj_end(w);
+}
+
+/* The start of an interactive message: {"type": type, header (text), body, footer; the
+ * caller writes the action and ends it. */
+static void interactive_start(FrJw *w, const char *type, FvValue p) {
+  fr_jw_obj(w);
+  fr_jw_kstr(w, "type", type);
+  Field h = field_of(p, "header");
+  if (h.p && h.n) {
+    fr_jw_key(w, "header");
+    fr_jw_obj(w);
+    fr_jw_kstr(w, "type", "text");
+    fr_jw_kstrn(w, "text", h.p, h.n);
+    fr_jw_obj_end(w);
+  }
+  field_free(&h);
+  Field b = field_of(p, "body");
+  put_text_obj(w, "body", b.p ? b.p : "", b.p ? b.n : 0);
+  field_free(&b);
+  Field f = field_of(p, "footer");
+  if (f.p && f.n) put_text_obj(w, "footer", f.p, f.n);
+  field_free(&f);
+}
+
+/* "id" (the title when there is none) and "title" ("" when there is none) of a button or
+ * a row. */
+static void put_id_title(FrJw *w, FvValue r) {
+  Field id = field_of(r, "id"), title = field_of(r, "title");
+  const Field *i = id.p ? &id : &title;
+  if (i->p) fr_jw_kstrn(w, "id", i->p, i->n);
+  fr_jw_kstrn(w, "title", title.p ? title.p : "", title.p ? title.n : 0);
+  field_free(&id);
+  field_free(&title);
+}
+
+static void buttons(FrJw *w, FvValue p) {
+  interactive_start(w, "button", p);
+  fr_jw_key(w, "action");
+  fr_jw_obj(w);
+  fr_jw_key(w, "buttons");
+  fr_jw_arr(w);
   FvValue bs = fv_record_get(p, "buttons");
   for (size_t i = 0; i < fv_list_len(bs); i++) {
-    FvValue b = fv_list_at(bs, i);
-    json_t *reply = json_object();
-    json_t *id = jfield(b, "id"), *title = jfield(b, "title");
-    json_object_set_new(reply, "id", id ? id : json_copy(title));
-    json_object_set_new(reply, "title", title ? title : json_string(""));
-    json_t *bo = json_object();
-    json_object_set_new(bo, "type", json_string("reply"));
-    json_object_set_new(bo, "reply", reply);
-    json_array_append_new(arr, bo);
+    fr_jw_obj(w);
+    fr_jw_kstr(w, "type", "reply");
+    fr_jw_key(w, "reply");
+    fr_jw_obj(w);
+    put_id_title(w, fv_list_at(bs, i));
+    fr_jw_obj_end(w);
+    fr_jw_obj_end(w);
   }
-  json_t *action = json_object();
-  json_object_set_new(action, "buttons", arr);
-  json_object_set_new(in, "action", action);
-  return in;
+  fr_jw_arr_end(w);
+  fr_jw_obj_end(w);
+  fr_jw_obj_end(w);
 }
 
-static json_t *list(FvValue p) {
-  json_t *in = json_object();
-  json_object_set_new(in, "type", json_string("list"));
-  interactive_common(in, p);
-  json_t *action = json_object();
-  json_t *btn = jfield(p, "button");
-  json_object_set_new(action, "button", btn ? btn : json_string("Choose"));
-  json_t *secs = json_array();
+static void list(FrJw *w, FvValue p) {
+  interactive_start(w, "list", p);
+  fr_jw_key(w, "action");
+  fr_jw_obj(w);
+  put_field(w, "button", p, "button", "Choose");
+  fr_jw_key(w, "sections");
+  fr_jw_arr(w);
   FvValue ss = fv_record_get(p, "sections");
   for (size_t i = 0; i < fv_list_len(ss); i++) {
     FvValue s = fv_list_at(ss, i);
-    json_t *so = json_object();
-    set_opt(so, "title", s, "title");
-    json_t *rows = json_array();
+    fr_jw_obj(w);
+    put_opt(w, "title", s, "title");
+    fr_jw_key(w, "rows");
+    fr_jw_arr(w);
     FvValue rs = fv_record_get(s, "rows");
     for (size_t j = 0; j < fv_list_len(rs); j++) {
       FvValue r = fv_list_at(rs, j);
-      json_t *ro = json_object();
-      json_t *id = jfield(r, "id"), *title = jfield(r, "title");
-      json_object_set_new(ro, "id", id ? id : json_copy(title));
-      json_object_set_new(ro, "title", title ? title : json_string(""));
-      set_opt(ro, "description", r, "description");
-      json_array_append_new(rows, ro);
+      fr_jw_obj(w);
+      put_id_title(w, r);
+      put_opt(w, "description", r, "description");
+      fr_jw_obj_end(w);
     }
-    json_object_set_new(so, "rows", rows);
-    json_array_append_new(secs, so);
+    fr_jw_arr_end(w);
+    fr_jw_obj_end(w);
   }
-  json_object_set_new(action, "sections", secs);
-  json_object_set_new(in, "action", action);
-  return in;
+  fr_jw_arr_end(w);
+  fr_jw_obj_end(w);
+  fr_jw_obj_end(w);
 }
 
-static json_t *media(FvMsgKind k, FvValue p) {
-  json_t *m = json_object();
-  json_t *url = jfield(p, "url");
-  json_object_set_new(m, "link", url ? url : json_string(""));
-  if (k != FV_MSG_AUDIO) set_opt(m, "caption", p, "caption");
-  if (k == FV_MSG_DOCUMENT) set_opt(m, "filename", p, "filename");
-  return m;
+static void media(FrJw *w, FvMsgKind k, FvValue p) {
+  fr_jw_obj(w);
+  put_field(w, "link", p, "url", "");
+  if (k != FV_MSG_AUDIO) put_opt(w, "caption", p, "caption");
+  if (k == FV_MSG_DOCUMENT) put_opt(w, "filename", p, "filename");
+  fr_jw_obj_end(w);
 }
 
-static json_t *template_obj(FvValue p) {
-  json_t *t = json_object();
-  json_t *name = jfield(p, "name");
-  json_object_set_new(t, "name", name ? name : json_string(""));
-  json_t *lang = json_object();
-  json_t *code = jfield(p, "lang");
-  json_object_set_new(lang, "code", code ? code : json_string("en_US"));
-  json_object_set_new(t, "language", lang);
+static void template_obj(FrJw *w, FvValue p) {
+  fr_jw_obj(w);
+  put_field(w, "name", p, "name", "");
+  fr_jw_key(w, "language");
+  fr_jw_obj(w);
+  put_field(w, "code", p, "lang", "en_US");
+  fr_jw_obj_end(w);
   FvValue ps = fv_record_get(p, "params");
   if (fv_list_len(ps)) {
-    json_t *params = json_array();
+    fr_jw_key(w, "components");
+    fr_jw_arr(w);
+    fr_jw_obj(w);
+    fr_jw_kstr(w, "type", "body");
+    fr_jw_key(w, "parameters");
+    fr_jw_arr(w);
     for (size_t i = 0; i < fv_list_len(ps); i++) {
       FvValue v = fv_list_at(ps, i);
       size_t n;
       const char *s = fv_text_ptr(v, &n);
-      char *own = s ? NULL : fv_value_to_string(v);
-      json_t *po = json_object();
-      json_object_set_new(po, "type", json_string("text"));
-      json_object_set_new(po, "text", s ? json_stringn(s, n) : json_string(own ? own : ""));
-      free(own);
-      json_array_append_new(params, po);
+      fr_jw_obj(w);
+      fr_jw_kstr(w, "type", "text");
+      if (s) {
+        fr_jw_kstrn(w, "text", s, n);
+      } else {
+        char *own = fv_value_to_string(v);
+        fr_jw_kstr(w, "text", own ? own : "");
+        free(own);
+      }
+      fr_jw_obj_end(w);
     }
-    json_t *comp = json_object();
-    json_object_set_new(comp, "type", json_string("body"));
-    json_object_set_new(comp, "parameters", params);
-    json_t *comps = json_array();
-    json_array_append_new(comps, comp);
-    json_object_set_new(t, "components", comps);
+    fr_jw_arr_end(w);
+    fr_jw_obj_end(w);
+    fr_jw_arr_end(w);
   }
-  return t;
+  fr_jw_obj_end(w);
 }
 
 static int all_digits(const char *s) {
@@ -210,52 +253,65 @@ const char *fr_cloud_form_name(const char *flow_id) {
 /* A WhatsApp Flows message: flow_id when forms.lock knows the form, or the name is
  * numeric, else flow_name; navigate to
  * the screen with the data when a screen is given (Meta requires the payload for navigate),
- * else flow_action is left to Meta's default (the flow's first screen). */
-static json_t *form(FvValue p, char *err, size_t errlen) {
-  json_t *tok = jfield(p, "flow_token"), *name = jfield(p, "name");
-  if (!tok || !name) {
-    json_decref(tok);
-    json_decref(name);
-    snprintf(err, errlen, "form without %s", tok ? "name" : "flow_token");
-    return NULL;
+ * else flow_action is left to Meta's default (the flow's first screen). The data goes
+ * through jansson (parsed from the value's JSON, then written as jansson has it). 0, or -1
+ * with a message in err (nothing written). */
+static int form(FrJw *w, FvValue p, char *err, size_t errlen) {
+  Field tok = field_of(p, "flow_token"), name = field_of(p, "name");
+  char *cname = name.p ? malloc(name.n + 1) : NULL; /* up to a NUL: as jansson looked it up */
+  if (!tok.p || !cname) {
+    if (!tok.p || !name.p) snprintf(err, errlen, "form without %s", tok.p ? "name" : "flow_token");
+    else snprintf(err, errlen, "out of memory");
+    field_free(&tok);
+    field_free(&name);
+    free(cname);
+    return -1;
   }
-  json_t *in = json_object();
-  json_object_set_new(in, "type", json_string("flow"));
-  interactive_common(in, p);
-  json_t *params = json_object();
-  json_object_set_new(params, "flow_message_version", json_string("3"));
-  json_object_set_new(params, "flow_token", tok);
-  json_t *id = json_object_get(g_form_ids, json_string_value(name));
+  memcpy(cname, name.p, name.n);
+  cname[name.n] = '\0';
+  interactive_start(w, "flow", p);
+  fr_jw_key(w, "action");
+  fr_jw_obj(w);
+  fr_jw_kstr(w, "name", "flow");
+  fr_jw_key(w, "parameters");
+  fr_jw_obj(w);
+  fr_jw_kstr(w, "flow_message_version", "3");
+  fr_jw_kstrn(w, "flow_token", tok.p, tok.n);
+  json_t *id = json_object_get(g_form_ids, cname);
   if (id) {
-    json_object_set(params, "flow_id", id);
-    json_decref(name);
+    fr_jw_key(w, "flow_id");
+    fr_jw_json(w, id);
   } else {
-    json_object_set_new(params, all_digits(json_string_value(name)) ? "flow_id" : "flow_name",
-                        name);
+    fr_jw_kstrn(w, all_digits(cname) ? "flow_id" : "flow_name", name.p, name.n);
   }
-  json_t *cta = jfield(p, "cta");
-  json_object_set_new(params, "flow_cta", cta ? cta : json_string("Open form"));
-  json_t *screen = jfield(p, "screen");
-  if (screen && json_string_length(screen)) {
-    json_object_set_new(params, "flow_action", json_string("navigate"));
-    json_t *pl = json_object();
-    json_object_set_new(pl, "screen", screen);
+  put_field(w, "flow_cta", p, "cta", "Open form");
+  Field screen = field_of(p, "screen");
+  if (screen.p && screen.n) {
+    fr_jw_kstr(w, "flow_action", "navigate");
+    fr_jw_key(w, "flow_action_payload");
+    fr_jw_obj(w);
+    fr_jw_kstrn(w, "screen", screen.p, screen.n);
     FvValue d = fv_record_get(p, "data");
     if (d.type == FV_T_RECORD && fv_record_len(d) > 0) {
       char *dj = fv_value_to_json(d);
       json_t *dv = dj ? json_loads(dj, JSON_DECODE_ANY, NULL) : NULL;
       free(dj);
-      if (dv) json_object_set_new(pl, "data", dv);
+      if (dv) {
+        fr_jw_key(w, "data");
+        fr_jw_json(w, dv);
+      }
+      json_decref(dv);
     }
-    json_object_set_new(params, "flow_action_payload", pl);
-  } else {
-    json_decref(screen);
+    fr_jw_obj_end(w);
   }
-  json_t *action = json_object();
-  json_object_set_new(action, "name", json_string("flow"));
-  json_object_set_new(action, "parameters", params);
-  json_object_set_new(in, "action", action);
-  return in;
+  fr_jw_obj_end(w);
+  fr_jw_obj_end(w);
+  fr_jw_obj_end(w);
+  field_free(&screen);
+  field_free(&tok);
+  field_free(&name);
+  free(cname);
+  return 0;
 }
 
 char *fr_cloud_body(const char *to, FvMsgKind msg, FvValue payload, char *err, size_t errlen) {
@@ -265,37 +321,39 @@ char *fr_cloud_body(const char *to, FvMsgKind msg, FvValue payload, char *err, s
     snprintf(err, errlen, "unsendable message kind %d", (int)msg);
     return NULL;
   }
-  json_t *inner = NULL;
+  char buf[1024];
+  FrJw w;
+  fr_jw_init(&w, buf, sizeof buf, 0);
+  fr_jw_obj(&w);
+  fr_jw_kstr(&w, "messaging_product", "whatsapp");
+  fr_jw_kstr(&w, "recipient_type", "individual");
+  fr_jw_kstr(&w, "to", to);
+  fr_jw_kstr(&w, "type", kinds[msg]);
+  fr_jw_key(&w, kinds[msg]);
   switch (msg) {
-  case FV_MSG_TEXT: {
-    inner = json_object();
-    json_t *b = jfield(payload, "body");
-    json_object_set_new(inner, "body", b ? b : json_string(""));
-    json_object_set_new(inner, "preview_url", json_false());
+  case FV_MSG_TEXT:
+    fr_jw_obj(&w);
+    put_field(&w, "body", payload, "body", "");
+    fr_jw_kbool(&w, "preview_url", 0);
+    fr_jw_obj_end(&w);
     break;
-  }
-  case FV_MSG_BUTTONS: inner = buttons(payload); break;
-  case FV_MSG_LIST: inner = list(payload); break;
+  case FV_MSG_BUTTONS: buttons(&w, payload); break;
+  case FV_MSG_LIST: list(&w, payload); break;
   case FV_MSG_IMAGE:
   case FV_MSG_VIDEO:
   case FV_MSG_AUDIO:
-  case FV_MSG_DOCUMENT: inner = media(msg, payload); break;
-  case FV_MSG_TEMPLATE: inner = template_obj(payload); break;
-  case FV_MSG_FORM: inner = form(payload, err, errlen); break;
+  case FV_MSG_DOCUMENT: media(&w, msg, payload); break;
+  case FV_MSG_TEMPLATE: template_obj(&w, payload); break;
+  case FV_MSG_FORM:
+    if (form(&w, payload, err, errlen) != 0) {
+      fr_jw_free(&w);
+      return NULL;
+    }
+    break;
   default: break;
   }
-  if (!inner) {
-    if (!err[0]) snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
-  json_t *o = json_object();
-  json_object_set_new(o, "messaging_product", json_string("whatsapp"));
-  json_object_set_new(o, "recipient_type", json_string("individual"));
-  json_object_set_new(o, "to", json_string(to));
-  json_object_set_new(o, "type", json_string(kinds[msg]));
-  json_object_set_new(o, kinds[msg], inner);
-  char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  json_decref(o);
+  fr_jw_obj_end(&w);
+  char *s = fr_jw_take(&w, NULL);
   if (!s) snprintf(err, errlen, "out of memory");
   return s;
 }
@@ -448,19 +506,19 @@ void fr_sender_done_free(FrSendDone *d) {
 }
 
 static void log_outcome(const char *what, const Req *q, const FrSendOutcome *o) {
-  json_t *f = json_object();
-  json_object_set_new(f, "phone_number_id", json_string(q->pnid));
-  json_object_set_new(f, "to", fr_log_phone(q->to));
-  json_object_set_new(f, "http", json_integer(o->http));
-  json_object_set_new(f, "attempt", json_integer(q->attempts));
-  if (o->wamid[0]) json_object_set_new(f, "wamid", json_string(o->wamid));
-  if (o->code >= 0) json_object_set_new(f, "code", json_integer(o->code));
-  if (o->subcode >= 0) json_object_set_new(f, "subcode", json_integer(o->subcode));
-  if (o->cls != FR_SEND_OK) json_object_set_new(f, "error", json_string(o->message));
-  if (o->fbtrace_id[0]) json_object_set_new(f, "fbtrace_id", json_string(o->fbtrace_id));
-  if (o->cls == FR_SEND_RETRY && q->next_at)
-    json_object_set_new(f, "delay_ms", json_integer(q->next_at - mono_ms()));
-  fr_log(what, f);
+  FrLogLine l;
+  FrJw *w = fr_log_begin(&l, what);
+  fr_jw_kstr(w, "phone_number_id", q->pnid);
+  fr_log_hashed(w, "to", q->to);
+  fr_jw_kint(w, "http", o->http);
+  fr_jw_kint(w, "attempt", q->attempts);
+  if (o->wamid[0]) fr_jw_kstr(w, "wamid", o->wamid);
+  if (o->code >= 0) fr_jw_kint(w, "code", o->code);
+  if (o->subcode >= 0) fr_jw_kint(w, "subcode", o->subcode);
+  if (o->cls != FR_SEND_OK) fr_jw_kstr(w, "error", o->message);
+  if (o->fbtrace_id[0]) fr_jw_kstr(w, "fbtrace_id", o->fbtrace_id);
+  if (o->cls == FR_SEND_RETRY && q->next_at) fr_jw_kint(w, "delay_ms", q->next_at - mono_ms());
+  fr_log_end(&l);
 }
 
 /* A finished request leaves the queue and, with a ref, becomes a completion for the

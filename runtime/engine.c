@@ -114,6 +114,14 @@ static json_t *log_fields(const char *pnid, const char *wa) {
   return f;
 }
 
+/* A line of the lines of every message, written directly: the fields of log_fields. */
+static FrJw *log_begin(FrLogLine *l, const char *event, const char *pnid, const char *wa) {
+  FrJw *w = fr_log_begin(l, event);
+  fr_jw_kstr(w, "phone_number_id", pnid ? pnid : "");
+  fr_log_hashed(w, "user", wa);
+  return w;
+}
+
 static void log_store_failed(const char *pnid, const char *wa, const char *what) {
   json_t *f = log_fields(pnid, wa);
   json_object_set_new(f, "error", json_string(what));
@@ -629,25 +637,27 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
 /* ---- effects ---- */
 
 static void log_effect(const char *what, const char *pnid, const char *wa, const FvEffect *fx) {
-  json_t *f = log_fields(pnid, wa);
-  if (fx->kind == FV_FX_AUDIT) json_object_set_new(f, "name", json_string(fx->name));
+  FrLogLine l;
+  FrJw *w = log_begin(&l, what, pnid, wa);
+  if (fx->kind == FV_FX_AUDIT) fr_jw_kstr(w, "name", fx->name);
   if (fx->kind == FV_FX_HANDOFF) {
     size_t n;
     const char *q = fv_text_ptr(fv_record_get(fx->payload, "queue"), &n);
-    if (q) json_object_set_new(f, "queue", json_stringn(q, n));
+    if (q) fr_jw_kstrn(w, "queue", q, n);
   }
   if (fx->kind == FV_FX_REMEMBER) {
     FvValue m = fv_record_get(fx->payload, "member");
-    json_t *keys = json_array();
+    fr_jw_key(w, "fields"); /* names only: values may be personal data */
+    fr_jw_arr(w);
     for (size_t i = 0; i < fv_record_len(m); i++) {
       size_t n;
       const char *k = fv_text_ptr(fv_record_key(m, i), &n);
-      if (k) json_array_append_new(keys, json_stringn(k, n));
+      if (k) fr_jw_strn(w, k, n); /* one that is not UTF-8 is left out */
     }
-    json_object_set_new(f, "fields", keys); /* names only: values may be personal data */
+    fr_jw_arr_end(w);
   }
-  json_object_set_new(f, "line", json_integer(fx->line));
-  fr_log(what, f);
+  fr_jw_kint(w, "line", fx->line);
+  fr_log_end(&l);
 }
 
 static FvValue text_val(FvHeap *h, const char *s) { return fv_text(h, s, strlen(s)); }
@@ -668,28 +678,32 @@ static FvValue record2(FvHeap *h, const char *k1, FvValue v1, const char *k2, Fv
 /* A message's inbox entry: {"k":"msg","at":ms,"w":wamid,"n":name,"e":kind,"t":text,
  * "ti":title,"d":data,"f":form?}; at: when it was accepted; form: a form reply's form. */
 static char *message_entry(const FrItem *it, const FvEvent *ev, int64_t at, const char *form) {
-  json_t *o = json_object();
-  if (form && *form) json_object_set_new(o, "f", json_string(form));
-  json_object_set_new(o, "k", json_string("msg"));
-  json_object_set_new(o, "at", json_integer((json_int_t)at));
-  json_object_set_new(o, "w", json_string(it->id.p));
-  if (it->name.p) json_object_set_new(o, "n", json_string(it->name.p));
-  json_object_set_new(o, "e", json_integer(ev->kind));
-  if (ev->text) json_object_set_new(o, "t", json_stringn(ev->text, ev->text_len));
-  if (ev->title) json_object_set_new(o, "ti", json_stringn(ev->title, ev->title_len));
-  if (ev->data.type != FV_T_UNSET) {
+  char buf[512]; /* the bytes json_dumps(JSON_COMPACT) wrote when it was a jansson object */
+  FrJw w;
+  fr_jw_init(&w, buf, sizeof buf, 0);
+  fr_jw_obj(&w);
+  if (form && *form) fr_jw_kstr(&w, "f", form);
+  fr_jw_kstr(&w, "k", "msg");
+  fr_jw_kint(&w, "at", at);
+  fr_jw_kstr(&w, "w", it->id.p);
+  if (it->name.p) fr_jw_kstr(&w, "n", it->name.p);
+  fr_jw_kint(&w, "e", ev->kind);
+  if (ev->text) fr_jw_kstrn(&w, "t", ev->text, ev->text_len);
+  if (ev->title) fr_jw_kstrn(&w, "ti", ev->title, ev->title_len);
+  if (ev->data.type != FV_T_UNSET) { /* through jansson, as it always was */
     char *d = fv_value_to_json(ev->data);
     json_t *dj = d ? json_loads(d, JSON_DECODE_ANY, NULL) : NULL;
     free(d);
     if (!dj) {
-      json_decref(o);
+      fr_jw_free(&w);
       return NULL;
     }
-    json_object_set_new(o, "d", dj);
+    fr_jw_key(&w, "d");
+    fr_jw_json(&w, dj);
+    json_decref(dj);
   }
-  char *s = json_dumps(o, JSON_COMPACT);
-  json_decref(o);
-  return s;
+  fr_jw_obj_end(&w);
+  return fr_jw_take(&w, NULL);
 }
 
 static char *timer_entry(uint32_t id) {
@@ -1213,9 +1227,10 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
   st.data = fv_unset();
   st.by_intent = by_intent;
   st.confidence = ev.confidence;
-  json_t *f = log_fields(pnid, wa);
-  json_object_set_new(f, "flow", json_string(fv_program_flow_name(p, flow)));
-  fr_log("session_started", f);
+  FrLogLine l;
+  FrJw *w = log_begin(&l, "session_started", pnid, wa);
+  fr_jw_kstr(w, "flow", fv_program_flow_name(p, flow));
+  fr_log_end(&l);
   r = resume_and_apply(e, key, pnid, wa, prog, s, &st, head, at, 1, nx);
 out:
   /* the session copied what it keeps into its own heap */
@@ -1380,10 +1395,12 @@ static int accept_finish(FrEngine *e, const FrItem *it, Accept *a, int r,
     form_record(e, a->key, it->id.p, a->form, a->ev.text, a->ev.text_len, a->ev.data,
                 "duplicate", "this message was delivered before");
   if (r >= 0) {
-    json_t *f = log_fields(it->phone_number_id.p, it->from.p);
-    json_object_set_new(f, "wamid", json_string(it->id.p));
-    if (!(r & FR_ENQ_DUP)) json_object_set_new(f, "type", json_string(str(&it->type)));
-    fr_log(r & FR_ENQ_DUP ? "duplicate" : "message", f);
+    FrLogLine l;
+    FrJw *w = log_begin(&l, r & FR_ENQ_DUP ? "duplicate" : "message", it->phone_number_id.p,
+                        it->from.p);
+    fr_jw_kstr(w, "wamid", it->id.p);
+    if (!(r & FR_ENQ_DUP)) fr_jw_kstr(w, "type", str(&it->type));
+    fr_log_end(&l);
     if (r & FR_ENQ_DUP) fr_metrics_duplicate();
     if (r & FR_ENQ_RUN) own_prefetched(e, a->key, pf);
   }

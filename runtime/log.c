@@ -2,8 +2,9 @@
  * at most 9 significant digits (durations in ms). Lines are written at once until the log
  * is attached to an event loop; then they gather in a buffer written when the loop has
  * nothing else to do, when it holds LOG_BUF_MAX bytes, or when its oldest line is
- * LOG_MAX_DELAY_MS old: one write for many lines under load. Breaker changes are logged
- * here and passed on to the metrics. */
+ * LOG_MAX_DELAY_MS old: one write for many lines under load. A line is written by the JSON
+ * writer into a buffer on its caller's stack (no jansson object is made for it). Breaker
+ * changes are logged here and passed on to the metrics. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -19,11 +21,17 @@
 #include "log.h"
 #include "metrics.h"
 
+/* SHA-256, fetched once: EVP_sha256() in EVP_DigestInit_ex fetches it on every call. */
+static EVP_MD *g_sha256;
+static pthread_once_t g_sha256_once = PTHREAD_ONCE_INIT;
+static void fetch_sha256(void) { g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
 static void hash_now(const char *s, char out[17]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
+  pthread_once(&g_sha256_once, fetch_sha256);
   EVP_MD_CTX *c = EVP_MD_CTX_new();
-  int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+  int ok = c && EVP_DigestInit_ex(c, g_sha256 ? g_sha256 : EVP_sha256(), NULL) &&
            EVP_DigestUpdate(c, "flowvm:", 7) && EVP_DigestUpdate(c, s ? s : "", s ? strlen(s) : 0) &&
            EVP_DigestFinal_ex(c, md, &n);
   EVP_MD_CTX_free(c);
@@ -31,7 +39,12 @@ static void hash_now(const char *s, char out[17]) {
     memcpy(out, "????????????????", 17);
     return;
   }
-  for (int i = 0; i < 8; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 8; i++) {
+    out[2 * i] = hex[md[i] >> 4];
+    out[2 * i + 1] = hex[md[i] & 0xF];
+  }
+  out[16] = '\0';
 }
 
 /* The same few numbers are hashed for every line of a conversation: a small direct-mapped
@@ -159,15 +172,11 @@ static void log_append(const char *line, size_t len, struct timespec ts) {
   if (log_len >= LOG_BUF_MAX || ms - log_first_ms >= LOG_MAX_DELAY_MS) log_flush_locked();
 }
 
-void fr_log(const char *event, json_t *fields) {
-  json_t *o = json_object();
-  if (!o) {
-    json_decref(fields);
-    return;
-  }
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  static _Thread_local time_t last_sec = -1; /* the date part, formatted once a second */
+/* ---- lines ---- */
+
+/* {"ts":"YYYY-MM-DDTHH:MM:SS.mmmZ" for ts (UTC): the date part formatted once a second. */
+static size_t line_head(struct timespec ts, char *out) {
+  static _Thread_local time_t last_sec = -1;
   static _Thread_local char day[32];
   static _Thread_local size_t dayn;
   if (ts.tv_sec != last_sec) {
@@ -177,32 +186,106 @@ void fr_log(const char *event, json_t *fields) {
     dayn = strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
     last_sec = ts.tv_sec;
   }
-  char buf[40];
-  memcpy(buf, day, dayn);
-  snprintf(buf + dayn, sizeof buf - dayn, ".%03ldZ", (long)(ts.tv_nsec / 1000000));
-  json_object_set_new(o, "ts", json_string(buf));
-  json_object_set_new(o, "event", json_string(event));
-  if (fields) json_object_update(o, fields);
-  json_decref(fields);
-  char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(9));
-  json_decref(o);
-  if (!line) return;
-  size_t len = strlen(line);
-  flockfile(stderr);
-  if (log_ev) {
-    log_append(line, len, ts);
+  size_t n = 0;
+  memcpy(out, "{\"ts\":\"", 7);
+  n += 7;
+  memcpy(out + n, day, dayn);
+  n += dayn;
+  long ms = (long)(ts.tv_nsec / 1000000);
+  out[n++] = '.';
+  out[n++] = (char)('0' + ms / 100);
+  out[n++] = (char)('0' + ms / 10 % 10);
+  out[n++] = (char)('0' + ms % 10);
+  out[n++] = 'Z';
+  out[n++] = '"';
+  return n;
+}
+
+/* The line's start; ts_val and ev_val (when not NULL) are written in place of the time and
+ * of event. */
+static FrJw *line_begin(FrLogLine *l, const char *event, json_t *ts_val, json_t *ev_val) {
+  FrJw *w = &l->w;
+  clock_gettime(CLOCK_REALTIME, &l->ts);
+  fr_jw_init(w, l->buf, sizeof l->buf, FR_JW_ASCII | FR_JW_PRECISION(9));
+  if (ts_val) {
+    fr_jw_obj(w);
+    fr_jw_key(w, "ts");
+    fr_jw_json(w, ts_val);
   } else {
-    fwrite(line, 1, len, stderr); /* stderr is unbuffered: the line, then its newline */
-    fputc('\n', stderr);
+    char head[64];
+    size_t n = line_head(l->ts, head);
+    fr_jw_raw(w, head, n); /* the object's start and its first member: a comma follows */
   }
-  funlockfile(stderr);
-  free(line);
+  if (ev_val) {
+    fr_jw_key(w, "event");
+    fr_jw_json(w, ev_val);
+  } else {
+    fr_jw_kstr(w, "event", event);
+  }
+  return w;
+}
+
+FrJw *fr_log_begin(FrLogLine *l, const char *event) { return line_begin(l, event, NULL, NULL); }
+
+void fr_log_hashed(FrJw *w, const char *key, const char *phone) {
+  char h[17];
+  fr_log_hash(phone, h);
+  fr_jw_kstrn(w, key, h, 16);
+}
+
+void fr_log_end(FrLogLine *l) {
+  fr_jw_obj_end(&l->w);
+  size_t len;
+  const char *line = fr_jw_data(&l->w, &len);
+  if (line) {
+    flockfile(stderr);
+    if (log_ev) {
+      log_append(line, len, l->ts);
+    } else {
+      fwrite(line, 1, len, stderr); /* stderr is unbuffered: the line, then its newline */
+      fputc('\n', stderr);
+    }
+    funlockfile(stderr);
+  }
+  fr_jw_free(&l->w);
+}
+
+static int is_key(const char *k, size_t kl, const char *name) {
+  return kl == strlen(name) && memcmp(k, name, kl) == 0;
+}
+
+/* The fields are written in their order, each value as json_dumps writes it; a value
+ * json_dumps would refuse drops the line, as it did when the line was one jansson object. */
+void fr_log(const char *event, json_t *fields) {
+  int obj = json_is_object(fields);
+  json_t *ts_val = obj ? json_object_get(fields, "ts") : NULL;
+  json_t *ev_val = obj && event ? json_object_get(fields, "event") : NULL;
+  FrLogLine l;
+  FrJw *w = line_begin(&l, event, ts_val, ev_val);
+  int bad = 0;
+  if (obj) {
+    const char *k;
+    size_t kl;
+    json_t *v;
+    json_object_keylen_foreach(fields, k, kl, v) {
+      if ((ts_val && is_key(k, kl, "ts")) || (ev_val && is_key(k, kl, "event"))) continue;
+      fr_jw_key(w, k); /* a jansson key is UTF-8 */
+      if (fr_jw_json(w, v) == FR_JW_INVALID) bad = 1;
+    }
+  }
+  json_decref(fields);
+  if (bad) {
+    fr_jw_free(w);
+    return;
+  }
+  fr_log_end(&l);
 }
 
 void fr_log_breaker(const char *upstream, FrBreakerState st) {
-  json_t *f = json_object();
-  json_object_set_new(f, "upstream", json_string(upstream));
-  json_object_set_new(f, "state", json_string(fr_breaker_state_name(st)));
-  fr_log("breaker", f);
+  FrLogLine l;
+  FrJw *w = fr_log_begin(&l, "breaker");
+  fr_jw_kstr(w, "upstream", upstream);
+  fr_jw_kstr(w, "state", fr_breaker_state_name(st));
+  fr_log_end(&l);
   fr_metrics_breaker(upstream, st == FR_BREAKER_CLOSED ? 0 : st == FR_BREAKER_HALF_OPEN ? 1 : 2);
 }

@@ -379,14 +379,15 @@ static void finish_request(const ReqInfo *ri, double t0, int code) {
   fr_metrics_request(ri->route, ri->method, code);
   if (strcmp(ri->route, "/webhook") == 0 && strcmp(ri->method, "POST") == 0)
     fr_metrics_webhook_latency(dt);
-  json_t *f = json_object();
-  json_object_set_new(f, "method", json_string(ri->method));
-  json_object_set_new(f, "path", json_string(ri->route));
-  json_object_set_new(f, "status", json_integer(code));
-  json_object_set_new(f, "duration_ms", json_real((double)(long long)(dt * 1e6) / 1e3));
-  if (ri->has_items) json_object_set_new(f, "items", json_integer(ri->items));
-  if (ri->why[0]) json_object_set_new(f, "why", json_string(ri->why));
-  fr_log("request", f);
+  FrLogLine l;
+  FrJw *w = fr_log_begin(&l, "request");
+  fr_jw_kstr(w, "method", ri->method);
+  fr_jw_kstr(w, "path", ri->route);
+  fr_jw_kint(w, "status", code);
+  fr_jw_kreal(w, "duration_ms", (double)(long long)(dt * 1e6) / 1e3);
+  if (ri->has_items) fr_jw_kint(w, "items", ri->items);
+  if (ri->why[0]) fr_jw_kstr(w, "why", ri->why);
+  fr_log_end(&l);
 }
 
 /* A webhook POST waiting for the store to accept its batch. req becomes NULL when its
