@@ -47,19 +47,21 @@ static void hash_now(const char *s, char out[17]) {
   out[16] = '\0';
 }
 
-/* The same few numbers are hashed for every line of a conversation: a small direct-mapped
- * cache of recent ones (per thread) saves a SHA-256 per log line. */
-#define HASH_CACHE 256
+/* The same numbers are hashed for every line of a conversation: a direct-mapped cache of
+ * recent ones (per thread, allocated at its first use: about 230 KiB) saves a SHA-256 per
+ * log line while a few thousand users talk at once. */
+#define HASH_CACHE 4096
 #define HASH_KEY_MAX 40
 typedef struct {
   char key[HASH_KEY_MAX];
   char hash[17];
 } HashSlot;
-static _Thread_local HashSlot hash_cache[HASH_CACHE];
+static _Thread_local HashSlot *hash_cache;
 
 void fr_log_hash(const char *s, char out[17]) {
   size_t n = s ? strlen(s) : 0;
-  if (n == 0 || n >= HASH_KEY_MAX) {
+  if (!hash_cache) hash_cache = calloc(HASH_CACHE, sizeof *hash_cache);
+  if (n == 0 || n >= HASH_KEY_MAX || !hash_cache) {
     hash_now(s, out);
     return;
   }
