@@ -8,6 +8,9 @@
 
 #include <math.h>
 #include <stdarg.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -20,6 +23,13 @@
 #define LINEAR_KEYS 16
 
 typedef const unsigned char *Pos;
+
+/* For the few helpers of the inner loop that the compiler would otherwise call. */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
 
 typedef struct {
   FrJrDoc *doc;
@@ -43,11 +53,14 @@ static int fail(Parser *p, FrJrCode code, Pos at, const char *fmt, ...) {
 static int grow(Parser *p) {
   FrJrDoc *d = p->doc;
   /* a node takes at least two bytes of text (one for the last), so this bounds cap */
-  size_t most = p->doc->len / 2 + 2, cap = (size_t)d->cap * 2;
+  size_t most = d->len / 2 + 2, cap = (size_t)d->cap * 2;
+  if (cap < d->len / 8 + 16) cap = d->len / 8 + 16; /* most JSON takes 6 to 20 bytes a node */
   if (cap > most) cap = most;
   if (cap <= d->cap) cap = (size_t)d->cap + 1;
-  FrJrNode *nodes = realloc(d->nodes, cap * sizeof *nodes);
+  FrJrNode *nodes = d->nodes == d->local ? malloc(cap * sizeof *nodes)
+                                          : realloc(d->nodes, cap * sizeof *nodes);
   if (!nodes) return fail(p, FR_JR_E_NOMEM, p->text, "out of memory");
+  if (d->nodes == d->local) memcpy(nodes, d->local, d->n * sizeof *nodes);
   d->nodes = nodes;
   d->cap = (uint32_t)cap;
   return 0;
@@ -59,9 +72,8 @@ static inline uint32_t node_new(Parser *p, FrJrType t) {
   if (d->n == d->cap && grow(p) != 0) return 0;
   uint32_t i = d->n++;
   FrJrNode *x = &d->nodes[i];
-  x->type = (uint8_t)t;
+  x->type = (uint16_t)t;
   x->flags = 0;
-  x->spare = 0;
   x->next = 0;
   x->off = 0;
   x->len = 0;
@@ -82,7 +94,9 @@ static inline const char *node_bytes(const FrJrDoc *d, const FrJrNode *x) {
 }
 
 static inline int same_key(const FrJrDoc *d, const FrJrNode *a, const FrJrNode *b) {
-  return a->len == b->len && memcmp(node_bytes(d, a), node_bytes(d, b), a->len) == 0;
+  if (a->len != b->len) return 0;
+  const char *x = node_bytes(d, a), *y = node_bytes(d, b);
+  return a->len == 0 || (x[0] == y[0] && memcmp(x, y, a->len) == 0);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -93,30 +107,58 @@ static inline int is_ws(unsigned c) { return c == ' ' || c == '\n' || c == '\r' 
 static inline int is_digit(unsigned c) { return c - '0' < 10u; }
 
 static inline Pos skip_ws(Pos s, Pos end) {
-  while (s < end && is_ws(*s)) s++;
+  while (s < end && *s <= ' ' && is_ws(*s)) s++;
   return s;
 }
 
 /* Bytes a string's plain run may hold: not '"', '\\', a control byte or a non-ASCII one. */
-static inline int plain(unsigned c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
+#define P16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
+static const unsigned char PLAIN[256] = {
+    P16(0), P16(0), 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20-0x2f: not '"' */
+    P16(1), P16(1), 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50-0x5f: not '\\' */
+    P16(1), P16(1), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0)};
+#undef P16
+static inline int plain(unsigned c) { return PLAIN[c]; }
 
-/* Whether any of the eight bytes of w is not plain. */
-static inline int word_special(uint64_t w) {
+/* The bytes of w (eight of the text, the first in the low byte) that are not plain, as
+ * their high bits. Past the first such byte there may be false marks (borrows), never
+ * before it. */
+static inline uint64_t word_special(uint64_t w) {
   const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
   uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-  uint64_t lt20 = (w - ones * 0x20) & ~w;  /* high bit set where a byte < 0x20 (or >= 0x80) */
+  uint64_t lt20 = (w - ones * 0x20) & ~w; /* bytes below 0x20 */
   uint64_t zq = (q - ones) & ~q, zb = (b - ones) & ~b;
-  return ((lt20 | zq | zb | w) & high) != 0;
+  return (lt20 | zq | zb | w) & high;
 }
 
-/* Skips plain bytes, eight at a time where it can. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define WORD_SCAN 1
+#endif
+
+/* The first byte at or after s that is not plain, or end: sixteen bytes at a time with
+ * SSE2 (every x86-64 has it), then eight, then one. */
 static inline Pos skip_plain(Pos s, Pos end) {
+#if defined(WORD_SCAN) && defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+  const __m128i space = _mm_set1_epi8(0x20);
+  while (end - s >= 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+    /* signed: the bytes from 0x80 are below 0x20 too */
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                             _mm_cmplt_epi8(v, space));
+    int bits = _mm_movemask_epi8(m);
+    if (bits) return s + __builtin_ctz((unsigned)bits);
+    s += 16;
+  }
+#endif
+#ifdef WORD_SCAN
   while (end - s >= 8) {
-    uint64_t w;
+    uint64_t w, m;
     memcpy(&w, s, 8);
-    if (word_special(w)) break;
+    if ((m = word_special(w)) != 0) return s + (__builtin_ctzll(m) >> 3);
     s += 8;
   }
+#endif
   while (s < end && plain(*s)) s++;
   return s;
 }
@@ -273,11 +315,11 @@ static Pos read_escaped(Parser *p, Pos start, Pos s, uint32_t i, int *nul) {
   return s + 1;
 }
 
-/* The string whose quote is at s, into node i. Returns the byte after it, or NULL. */
-static inline Pos read_string(Parser *p, Pos s, uint32_t i, int *nul) {
-  Pos start = ++s, end = p->end;
+/* The rest of a string that does not end at its first byte that is not plain (q): UTF-8,
+ * escapes, errors. start: after the quote. */
+static Pos string_rest(Parser *p, Pos start, Pos q, uint32_t i, int *nul) {
+  Pos s = q, end = p->end;
   for (;;) {
-    s = skip_plain(s, end);
     if (s == end) {
       fail(p, FR_JR_E_SYNTAX, s, "unterminated string");
       return NULL;
@@ -294,12 +336,25 @@ static inline Pos read_string(Parser *p, Pos s, uint32_t i, int *nul) {
       fail(p, FR_JR_E_UTF8, s, "invalid UTF-8 byte 0x%02x", c);
       return NULL;
     }
-    s += n;
+    s = skip_plain(s + n, end);
   }
   FrJrNode *x = &p->doc->nodes[i];
   x->off = (uint32_t)(start - p->text);
   x->len = (uint32_t)(s - start);
   return s + 1;
+}
+
+/* The string whose quote is at s, into node i. Returns the byte after it, or NULL. The
+ * plain case is here, to be inlined. */
+static ALWAYS_INLINE Pos read_string(Parser *p, Pos s, uint32_t i, int *nul) {
+  Pos start = s + 1, q = skip_plain(start, p->end);
+  if (q < p->end && *q == '"') {
+    FrJrNode *x = &p->doc->nodes[i];
+    x->off = (uint32_t)(start - p->text);
+    x->len = (uint32_t)(q - start);
+    return q + 1;
+  }
+  return string_rest(p, start, q, i, nul);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -465,7 +520,7 @@ static int check_keys(Parser *p, uint32_t o, Pos at) {
     if (q - r > 1) {
       any = 1;
       rc = duplicate(p, k[r], k[q - 1], at);
-      for (size_t z = r + 1; z < q; z++) d->nodes[k[z]].flags &= (uint8_t)~FR_JR_N_KEY;
+      for (size_t z = r + 1; z < q; z++) d->nodes[k[z]].flags &= (uint16_t)~FR_JR_N_KEY;
     }
     r = q;
   }
@@ -495,7 +550,7 @@ static int add_key(Parser *p, uint32_t o, uint32_t k, Pos at) {
     const FrJrNode *kn = &d->nodes[k];
     for (uint32_t e = o + 1; e; e = d->nodes[e].next) {
       if (same_key(d, &d->nodes[e], kn)) {
-        d->nodes[k].flags &= (uint8_t)~FR_JR_N_KEY; /* not linked: out of the object */
+        d->nodes[k].flags &= (uint16_t)~FR_JR_N_KEY; /* not linked: out of the object */
         return duplicate(p, e, k, at);
       }
     }
@@ -512,6 +567,7 @@ static int parse(Parser *p, unsigned max_depth) {
   FrJrDoc *d = p->doc;
   Pos s = skip_ws(p->text, p->end), end = p->end;
   uint32_t cur = 0; /* the array or object being read; 0 at the top */
+  int in_arr = 0;   /* cur is an array */
   unsigned depth = 0;
   if (!(p->flags & FR_JR_DECODE_ANY) && (s == end || (*s != '[' && *s != '{')))
     return fail(p, FR_JR_E_SYNTAX, s, "'[' or '{' expected");
@@ -535,11 +591,12 @@ value: /* at a value (after whitespace) */
     case '{':
     case '[':
       if (!(i = node_new(p, c == '{' ? FR_JR_OBJECT : FR_JR_ARRAY))) return -1;
-      if (d->nodes[cur].type == FR_JR_ARRAY) append(d, cur, i);
+      if (in_arr) append(d, cur, i);
       if (++depth > max_depth)
         return fail(p, FR_JR_E_DEPTH, s, "nested deeper than %u levels", max_depth);
       d->nodes[i].u.link = cur;
       cur = i;
+      in_arr = c == '[';
       s = skip_ws(s + 1, end);
       if (s < end && *s == (c == '{' ? '}' : ']')) {
         s++;
@@ -569,26 +626,23 @@ value: /* at a value (after whitespace) */
       if (!(s = read_number(p, s, i))) return -1;
       break;
     }
-    if (d->nodes[cur].type == FR_JR_ARRAY) append(d, cur, i);
+    if (in_arr) append(d, cur, i);
   }
 
 after: /* after a value */
   if (!cur) goto done;
   s = skip_ws(s, end);
   if (s == end) return fail(p, FR_JR_E_SYNTAX, s, "unexpected end of input");
-  {
-    int obj = d->nodes[cur].type == FR_JR_OBJECT;
-    if (*s == ',') {
-      s = skip_ws(s + 1, end);
-      if (obj) goto key;
-      goto value;
-    }
-    if (*s == (obj ? '}' : ']')) {
-      s++;
-      goto close;
-    }
-    return fail(p, FR_JR_E_SYNTAX, s, obj ? "',' or '}' expected" : "',' or ']' expected");
+  if (*s == ',') {
+    s = skip_ws(s + 1, end);
+    if (in_arr) goto value;
+    goto key;
   }
+  if (*s == (in_arr ? ']' : '}')) {
+    s++;
+    goto close;
+  }
+  return fail(p, FR_JR_E_SYNTAX, s, in_arr ? "',' or ']' expected" : "',' or '}' expected");
 
 key: /* at an object's key (after whitespace) */
   if (s == end || *s != '"') {
@@ -613,11 +667,11 @@ key: /* at an object's key (after whitespace) */
   }
 
 close: /* after an array's or object's last byte */
-  if (d->nodes[cur].type == FR_JR_OBJECT && d->nodes[cur].len > LINEAR_KEYS &&
-      check_keys(p, cur, s - 1) != 0)
+  if (!in_arr && d->nodes[cur].len > LINEAR_KEYS && check_keys(p, cur, s - 1) != 0)
     return -1;
   depth--;
   cur = d->nodes[cur].u.link;
+  in_arr = d->nodes[cur].type == FR_JR_ARRAY;
   goto after;
 
 done:
@@ -630,47 +684,39 @@ done:
   return 0;
 }
 
-/* What a doc holds after a failed parse: only the absent value (never written). */
-static const FrJrNode NONE_ONLY;
+/* An empty doc: only the absent value, in its own nodes. */
+static void doc_init(FrJrDoc *doc, const char *text, size_t len) {
+  doc->text = text;
+  doc->len = len;
+  doc->nodes = doc->local;
+  doc->n = 1;
+  doc->cap = FR_JR_LOCAL_NODES;
+  doc->side = NULL;
+  memset(&doc->local[0], 0, sizeof doc->local[0]);
+}
 
 int fr_jr_parse(FrJrDoc *doc, const char *text, size_t len, unsigned flags,
                 unsigned max_depth, FrJrError *err) {
-  memset(doc, 0, sizeof *doc);
-  memset(err, 0, sizeof *err);
-  doc->text = text ? text : "";
-  doc->len = text ? len : 0;
-  Parser p = {doc, (Pos)doc->text, (Pos)doc->text + doc->len, flags, 0, err};
-  int rc = -1;
-  if (doc->len >= UINT32_MAX) {
-    fail(&p, FR_JR_E_SIZE, p.text, "text of 4 GiB or more");
-  } else {
-    /* most JSON takes 6 to 10 bytes a node */
-    size_t cap = doc->len / 8 + 16;
-    doc->nodes = malloc(cap * sizeof *doc->nodes);
-    if (!doc->nodes) {
-      fail(&p, FR_JR_E_NOMEM, p.text, "out of memory");
-    } else {
-      doc->cap = (uint32_t)cap;
-      memset(&doc->nodes[0], 0, sizeof doc->nodes[0]);
-      doc->n = 1;
-      rc = parse(&p, max_depth);
-    }
-  }
+  if (!text) text = "", len = 0;
+  doc_init(doc, text, len);
+  err->code = FR_JR_OK;
+  err->pos = 0;
+  err->msg[0] = '\0';
+  Parser p = {doc, (Pos)text, (Pos)text + len, flags, 0, err};
+  int rc = len >= UINT32_MAX ? fail(&p, FR_JR_E_SIZE, p.text, "text of 4 GiB or more")
+                             : parse(&p, max_depth);
   if (rc != 0) {
     fr_jr_free(doc);
-    doc->text = text;
-    doc->len = len;
-    doc->nodes = (FrJrNode *)&NONE_ONLY;
-    doc->n = 1;
+    doc_init(doc, text, len);
   }
   return rc;
 }
 
 void fr_jr_free(FrJrDoc *doc) {
   if (!doc) return;
-  if (doc->nodes != &NONE_ONLY) free(doc->nodes);
+  if (doc->nodes != doc->local) free(doc->nodes);
   free(doc->side);
-  memset(doc, 0, sizeof *doc);
+  doc_init(doc, doc->text, doc->len);
 }
 
 /* ------------------------------------------------------------------------------------ */

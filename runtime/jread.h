@@ -43,7 +43,10 @@
  * Strings are not NUL-terminated and may hold NUL bytes: use their length.
  *
  * Ownership: the doc borrows the text (keep it while the doc is used) and owns its nodes
- * and side buffer; fr_jr_free releases them (also after a failed parse).
+ * and side buffer; fr_jr_free releases them (also after a failed parse). A parse allocates
+ * at most the node array (only past FR_JR_LOCAL_NODES nodes), the side buffer (only when a
+ * string has escapes) and, for an object of more than 16 members, a buffer to sort its
+ * keys while it checks them for duplicates.
  */
 #ifndef FR_JREAD_H
 #define FR_JREAD_H
@@ -90,9 +93,8 @@ typedef struct FrJrError {
 
 /* One value. Read it through the functions below. */
 typedef struct FrJrNode {
-  uint8_t type;   /* FrJrType */
-  uint8_t flags;  /* FR_JR_N_* */
-  uint16_t spare;
+  uint16_t type;  /* FrJrType (16 bits, not 8: stores of a char type alias everything) */
+  uint16_t flags; /* FR_JR_N_* */
   uint32_t next;  /* the next element of its array, or the next key of its object; 0: last */
   uint32_t off;   /* string: where its bytes start (text, or side if FR_JR_N_SIDE); number:
                      where it starts in the text; array/object: its last member */
@@ -111,12 +113,18 @@ typedef struct FrJrNode {
 typedef uint32_t FrJrVal; /* a node index; 0 = absent */
 #define FR_JR_ROOT ((FrJrVal)1)
 
+/* Nodes a doc holds itself: a text of up to about a kilobyte (a webhook, an API answer)
+ * takes no allocation for its nodes. */
+#define FR_JR_LOCAL_NODES 128
+
+/* A parsed text. It points into itself: never copy one (pass a pointer). */
 typedef struct FrJrDoc {
   const char *text; /* borrowed */
   size_t len;
-  FrJrNode *nodes;  /* nodes[0] is the absent value */
+  FrJrNode *nodes;  /* nodes[0] is the absent value; local, or malloc'd when larger */
   uint32_t n, cap;
   char *side;       /* unescaped strings; NULL when none had escapes */
+  FrJrNode local[FR_JR_LOCAL_NODES];
 } FrJrDoc;
 
 /* Parses text[0..len) into doc (text may be NULL when len is 0). Returns 0, or -1 with err

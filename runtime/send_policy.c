@@ -41,10 +41,14 @@ static int retry_code(long code, int *max_attempts, int *throttled, int *pair) {
   }
 }
 
+/* The string v (up to a NUL) into dst, cut to fit; "" when v is not a string. */
 static void copy_str(char *dst, size_t cap, const FrJrDoc *d, FrJrVal v) {
   size_t n;
-  const char *s = fr_jr_str(d, v, &n);
-  snprintf(dst, cap, "%.*s", (int)n, s ? s : "");
+  const char *s = fr_jr_str(d, v, &n), *nul = s ? memchr(s, '\0', n) : NULL;
+  if (nul) n = (size_t)(nul - s);
+  if (n > cap - 1) n = cap - 1;
+  if (n) memcpy(dst, s, n);
+  dst[n] = '\0';
 }
 
 void fr_send_classify(int net_error, const char *err, long http, const char *body, size_t n,

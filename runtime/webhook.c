@@ -113,7 +113,7 @@ typedef struct {
 static FrItem *push(Dec *d, const Where *w, FrItemKind kind, size_t index) {
   FrBatch *b = d->b;
   if (b->n == b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 8;
+    size_t cap = b->cap ? b->cap * 2 : 2; /* most bodies hold one item */
     FrItem *items = realloc(b->items, cap * sizeof *items);
     if (!items) {
       d->oom = 1;
@@ -542,9 +542,13 @@ static void decode_interactive(Dec *d, FrItem *it, Jv m) {
     make_ignored(d, it, "interactive without a type");
     return;
   }
-  char sub[160];
-  snprintf(sub, sizeof sub, "interactive/%.*s", (int)tn, tp); /* up to a NUL, as before */
-  str_cstr(d, &it->type, sub);
+  /* "interactive/" and the type up to a NUL, at most 159 bytes in all */
+  char sub[160] = "interactive/";
+  const char *nul = memchr(tp, '\0', tn);
+  size_t pre = strlen(sub), n = nul ? (size_t)(nul - tp) : tn;
+  if (n > sizeof sub - 1 - pre) n = sizeof sub - 1 - pre;
+  memcpy(sub + pre, tp, n);
+  str_set(d, &it->type, sub, pre + n);
   if (str_is(d, t, "button_reply")) {
     decode_reply(d, it, get_obj(d, in, "button_reply"), "id", "title", FV_EV_BUTTON);
   } else if (str_is(d, t, "list_reply")) {
