@@ -66,7 +66,7 @@ static int grow(Parser *p) {
   return 0;
 }
 
-/* A new node of type t at offset off; returns its index, 0 when out of memory. */
+/* A new node of type t; returns its index, 0 when out of memory. */
 static inline uint32_t node_new(Parser *p, FrJrType t) {
   FrJrDoc *d = p->doc;
   if (d->n == d->cap && grow(p) != 0) return 0;
@@ -114,9 +114,12 @@ static inline Pos skip_ws(Pos s, Pos end) {
 /* Bytes a string's plain run may hold: not '"', '\\', a control byte or a non-ASCII one. */
 #define P16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
 static const unsigned char PLAIN[256] = {
-    P16(0), P16(0), 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20-0x2f: not '"' */
-    P16(1), P16(1), 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50-0x5f: not '\\' */
-    P16(1), P16(1), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0)};
+    P16(0), P16(0),                                 /* 0x00-0x1f: control bytes */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20-0x2f: not '"' */
+    P16(1), P16(1),                                 /* 0x30-0x4f */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50-0x5f: not '\\' */
+    P16(1), P16(1),                                 /* 0x60-0x7f */
+    P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0), P16(0)}; /* 0x80-0xff */
 #undef P16
 static inline int plain(unsigned c) { return PLAIN[c]; }
 
@@ -703,7 +706,7 @@ int fr_jr_parse(FrJrDoc *doc, const char *text, size_t len, unsigned flags,
   err->pos = 0;
   err->msg[0] = '\0';
   Parser p = {doc, (Pos)text, (Pos)text + len, flags, 0, err};
-  int rc = len >= UINT32_MAX ? fail(&p, FR_JR_E_SIZE, p.text, "text of 4 GiB or more")
+  int rc = len > UINT32_MAX ? fail(&p, FR_JR_E_SIZE, p.text, "text of 4 GiB or more")
                              : parse(&p, max_depth);
   if (rc != 0) {
     fr_jr_free(doc);

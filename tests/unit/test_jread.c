@@ -356,6 +356,8 @@ START_TEST(every_error_with_its_position) {
   refused("[\f1]", 0, FR_JR_E_SYNTAX, 1, "value expected");
   ok(" \t\r\n[ \t\r\n1 \t\r\n, \t\r\n{ \t\r\n\"a\" \t\r\n: \t\r\n2 \t\r\n} \t\r\n] \t\r\n", 0);
   ck_assert_uint_eq(fr_jr_len(&doc, FR_JR_ROOT), 2);
+  /* a text of 4 GiB is refused before a byte of it is read */
+  refused_n("[]", (size_t)UINT32_MAX + 1, 0, FR_JR_E_SIZE, 0, "4 GiB");
 }
 END_TEST
 
