@@ -1,6 +1,7 @@
 /* bench/jreadbench.c: the JSON reader (runtime/jread.h) against jansson's json_loadb on
- * webhook bodies, in one run: microseconds per parse of each file given (default: the
- * text webhook bench/loadgen sends), with the webhook decoder's flags, and the ratio.
+ * webhook bodies, in one run: microseconds per parse of each file given (default: a
+ * button-reply webhook as bench/loadgen sends it), with the webhook decoder's flags, and
+ * the ratio.
  * Each parse includes freeing the tree. Not a test: it measures (docs/performance.md).
  *
  * usage: jreadbench [-n ITERATIONS] [FILE...]
@@ -13,7 +14,7 @@
 
 #include "jread.h"
 
-/* The first webhook of a bench/loadgen conversation (a text "order"). */
+/* A webhook of a bench/loadgen conversation: the tap on a button. */
 static const char LOADGEN_BODY[] =
     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"102290129340398\","
     "\"changes\":[{\"value\":{\"messaging_product\":\"whatsapp\",\"metadata\":{"
