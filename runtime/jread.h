@@ -7,7 +7,8 @@
  * What it accepts is RFC 8259 JSON as jansson's json_loadb accepts it with the matching
  * flags (FR_JR_DECODE_ANY, FR_JR_REJECT_DUPLICATES, FR_JR_ALLOW_NUL and FR_JR_INT_AS_REAL
  * are JSON_DECODE_ANY, JSON_REJECT_DUPLICATES, JSON_ALLOW_NUL and JSON_DECODE_INT_AS_REAL;
- * tests/unit/test_jread.c and tests/fuzz/fuzz_jread.c hold the two to the same answers):
+ * tests/unit/test_jread_diff.c and tests/fuzz/fuzz_jread.c hold the two to the same
+ * answers; tests/unit/test_jread.c tests the reader alone):
  *   - whitespace is space, tab, CR and LF; after the value only whitespace may follow;
  *   - without FR_JR_DECODE_ANY the text must be an array or an object;
  *   - the whole text must be UTF-8 (no overlong forms, no encoded surrogates, nothing past
@@ -24,8 +25,8 @@
  *     value, and the later ones are not there (jansson's json_object_set);
  *   - arrays and objects nest at most max_depth deep (the outermost is depth 1).
  * Where it differs from jansson, on purpose:
- *   - jansson drops one NUL byte that follows a number or true/false/null outside a
- *     string ("[1\0]" reads as [1]); here a NUL byte outside a string is an error.
+ *   - jansson drops a NUL byte right after a number or true/false/null ("[1\0]" reads as
+ *     [1]); here a NUL byte outside a string is an error.
  *   - jansson counts its depth limit (2048, fixed) over values, scalars included, so an
  *     array 2048 deep may not hold a scalar; here the limit counts arrays and objects
  *     only, and the caller sets it.
@@ -33,7 +34,8 @@
  *     byte that cannot be read (the text's length when the text ends too soon), and a
  *     message of a few words. In an object of more than 16 members a duplicated key is
  *     reported at the object's closing brace, after any other error inside the object.
- *   - running out of memory is its own error (FR_JR_E_NOMEM), not a syntax error.
+ *   - running out of memory is its own error (FR_JR_E_NOMEM), not a syntax error; a text
+ *     of more than 4 GiB is refused (FR_JR_E_SIZE: offsets are 32 bits).
  *
  * The tree: node 0 is the absent value (type FR_JR_NONE), node FR_JR_ROOT the text's
  * value, and every node's children follow it. An object's children are its keys (string
