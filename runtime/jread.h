@@ -35,7 +35,7 @@
  *     message of a few words. In an object of more than 16 members a duplicated key is
  *     reported at the object's closing brace, after any other error inside the object.
  *   - running out of memory is its own error (FR_JR_E_NOMEM), not a syntax error; a text
- *     of more than 4 GiB is refused (FR_JR_E_SIZE: offsets are 32 bits).
+ *     of 4 GiB or more is refused (FR_JR_E_SIZE: offsets are 32 bits).
  *
  * The tree: node 0 is the absent value (type FR_JR_NONE), node FR_JR_ROOT the text's
  * value, and every node's children follow it. An object's children are its keys (string
