@@ -1,14 +1,18 @@
 /* runtime/send_policy.c: the Cloud API sender's decisions (send_policy.h): the outcome
  * classifier (retry policy of WHATSAPP.md §5), full-jitter backoff, the pair-rate pacing,
  * the token bucket and the circuit breaker. No threads, clocks or I/O here.
+ * The answer's body is read with jread.h as jansson's json_loadb reads it without flags
+ * (duplicate keys: the last wins; \u0000 refused), nesting up to jansson's 2048 levels.
  */
 #define _DEFAULT_SOURCE
 #include <stdio.h>
 #include <string.h>
 
-#include <jansson.h>
-
+#include "jread.h"
 #include "send_policy.h"
+
+/* jansson's JSON_PARSER_MAX_DEPTH */
+#define ANSWER_MAX_DEPTH 2048
 
 /* ---- the classifier ---- */
 
@@ -37,9 +41,14 @@ static int retry_code(long code, int *max_attempts, int *throttled, int *pair) {
   }
 }
 
-static void copy_str(char *dst, size_t cap, json_t *j) {
-  const char *s = json_string_value(j);
-  snprintf(dst, cap, "%s", s ? s : "");
+/* The string v (up to a NUL) into dst, cut to fit; "" when v is not a string. */
+static void copy_str(char *dst, size_t cap, const FrJrDoc *d, FrJrVal v) {
+  size_t n;
+  const char *s = fr_jr_str(d, v, &n), *nul = s ? memchr(s, '\0', n) : NULL;
+  if (nul) n = (size_t)(nul - s);
+  if (n > cap - 1) n = cap - 1;
+  if (n) memcpy(dst, s, n);
+  dst[n] = '\0';
 }
 
 void fr_send_classify(int net_error, const char *err, long http, const char *body, size_t n,
@@ -54,27 +63,31 @@ void fr_send_classify(int net_error, const char *err, long http, const char *bod
     snprintf(o->message, sizeof o->message, "%s", err ? err : "network error");
     return;
   }
-  json_t *ans = body && n ? json_loadb(body, n, 0, NULL) : NULL;
-  json_t *e = json_object_get(ans, "error");
-  if (json_is_object(e)) {
-    json_t *c = json_object_get(e, "code"), *sc = json_object_get(e, "error_subcode");
-    if (json_is_integer(c)) o->code = (long)json_integer_value(c);
-    if (json_is_integer(sc)) o->subcode = (long)json_integer_value(sc);
-    json_t *t = json_object_get(e, "is_transient");
-    if (json_is_boolean(t)) o->transient = json_is_true(t);
-    copy_str(o->message, sizeof o->message, json_object_get(e, "message"));
-    copy_str(o->details, sizeof o->details,
-             json_object_get(json_object_get(e, "error_data"), "details"));
-    copy_str(o->fbtrace_id, sizeof o->fbtrace_id, json_object_get(e, "fbtrace_id"));
+  /* an answer that does not read leaves every lookup absent (the root is 0) */
+  FrJrDoc ans;
+  FrJrError je;
+  FrJrVal root =
+      fr_jr_parse(&ans, body, body ? n : 0, 0, ANSWER_MAX_DEPTH, &je) == 0 ? FR_JR_ROOT : 0;
+  FrJrVal e = fr_jr_get(&ans, root, "error");
+  if (fr_jr_is_object(&ans, e)) {
+    FrJrVal c = fr_jr_get(&ans, e, "code"), sc = fr_jr_get(&ans, e, "error_subcode");
+    if (fr_jr_is_int(&ans, c)) o->code = (long)fr_jr_int(&ans, c);
+    if (fr_jr_is_int(&ans, sc)) o->subcode = (long)fr_jr_int(&ans, sc);
+    FrJrVal t = fr_jr_get(&ans, e, "is_transient");
+    if (fr_jr_is_bool(&ans, t)) o->transient = fr_jr_is_true(&ans, t);
+    copy_str(o->message, sizeof o->message, &ans, fr_jr_get(&ans, e, "message"));
+    copy_str(o->details, sizeof o->details, &ans,
+             fr_jr_get(&ans, fr_jr_get(&ans, e, "error_data"), "details"));
+    copy_str(o->fbtrace_id, sizeof o->fbtrace_id, &ans, fr_jr_get(&ans, e, "fbtrace_id"));
   }
   if (http >= 200 && http < 300) {
-    json_t *id = json_object_get(json_array_get(json_object_get(ans, "messages"), 0), "id");
-    copy_str(o->wamid, sizeof o->wamid, id);
-    json_decref(ans);
+    FrJrVal id = fr_jr_get(&ans, fr_jr_at(&ans, fr_jr_get(&ans, root, "messages"), 0), "id");
+    copy_str(o->wamid, sizeof o->wamid, &ans, id);
+    fr_jr_free(&ans);
     o->cls = FR_SEND_OK;
     return;
   }
-  json_decref(ans);
+  fr_jr_free(&ans);
   if (!o->message[0]) snprintf(o->message, sizeof o->message, "HTTP %ld", http);
   o->upstream_fault = http >= 500 || http == 408;
   if (o->code >= 0) {

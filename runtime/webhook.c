@@ -3,11 +3,18 @@
  * Owns: body validation and decoding. Must not: do I/O, read the clock, keep globals, or
  * trust any field's type. Every entry, change, message, status and error of a body becomes
  * items in body order (within a value: messages, then statuses, then errors).
+ * The body is read with jread.h (as jansson would read it with JSON_REJECT_DUPLICATES,
+ * JSON_ALLOW_NUL and JSON_DECODE_INT_AS_REAL), and so is an nfm_reply's response_json (as
+ * fv_value_from_json reads it). A response_json that does not read is handed to
+ * fv_value_from_json after all, only for its message: the ERROR item's note keeps
+ * jansson's words, line and column. Its value is built with the VM's builders
+ * (vm_int.h), as fv_value_from_json builds it, in one pass however many keys it has.
  * The rules, and what is ignored, are written down in docs/webhooks.md. */
+#include "jread.h"
 #include "rtbuf.h"
+#include "vm_int.h"
 #include "webhook.h"
 
-#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,9 +25,12 @@
 /* Decoder state, strings                                                               */
 /* ------------------------------------------------------------------------------------ */
 
+typedef FrJrVal Jv; /* a value of the body's tree (0: absent) */
+
 typedef struct {
   FrBatch *b;
   FrError *err;
+  const FrJrDoc *j; /* the body */
   int oom;    /* an allocation failed: the whole decode answers 500 */
   int bad;    /* the envelope is malformed: 400 with err->msg */
 } Dec;
@@ -55,27 +65,39 @@ static void str_copy(Dec *d, FrStr *s, const FrStr *from) { str_set(d, s, from->
 static void str_cstr(Dec *d, FrStr *s, const char *c) { str_set(d, s, c, strlen(c)); }
 
 /* Copies o[key] if it is a string; leaves s NULL otherwise. Returns 1 if copied. */
-static int get_str(Dec *d, json_t *o, const char *key, FrStr *s) {
-  json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
-  if (!json_is_string(v)) return 0;
-  str_set(d, s, json_string_value(v), json_string_length(v));
+static int get_str(Dec *d, Jv o, const char *key, FrStr *s) {
+  size_t n;
+  const char *p = fr_jr_str(d->j, fr_jr_get(d->j, o, key), &n);
+  if (!p) return 0;
+  str_set(d, s, p, n);
   return 1;
 }
 
-static json_t *get_obj(json_t *o, const char *key) {
-  json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
-  return json_is_object(v) ? v : NULL;
+static Jv get_obj(Dec *d, Jv o, const char *key) {
+  Jv v = fr_jr_get(d->j, o, key);
+  return fr_jr_is_object(d->j, v) ? v : 0;
 }
 
-static int str_is(json_t *v, const char *s) {
-  return json_is_string(v) && json_string_length(v) == strlen(s) &&
-         memcmp(json_string_value(v), s, strlen(s)) == 0;
-}
+static int str_is(Dec *d, Jv v, const char *s) { return fr_jr_str_is(d->j, v, s); }
 
 static void str_free(FrStr *s) {
   free(s->p);
   s->p = NULL;
   s->n = 0;
+}
+
+/* A string's bytes as a C string (for strtoll and strtod, which stop at its first NUL as
+ * they did on jansson's strings): in buf (cap bytes) when it fits, else malloc'd (free it
+ * when it is not buf). NULL when out of memory. */
+static char *c_str(Dec *d, const char *p, size_t n, char *buf, size_t cap) {
+  char *c = n < cap ? buf : malloc(n + 1);
+  if (!c) {
+    d->oom = 1;
+    return NULL;
+  }
+  memcpy(c, p, n);
+  c[n] = '\0';
+  return c;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -85,13 +107,13 @@ static void str_free(FrStr *s) {
 typedef struct {
   uint32_t entry, change;
   FrStr waba_id, field, pnid, display;
-  json_t *contacts; /* value.contacts, or NULL */
+  Jv contacts; /* value.contacts, or 0 */
 } Where;
 
 static FrItem *push(Dec *d, const Where *w, FrItemKind kind, size_t index) {
   FrBatch *b = d->b;
   if (b->n == b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 8;
+    size_t cap = b->cap ? b->cap * 2 : 2; /* most bodies hold one item */
     FrItem *items = realloc(b->items, cap * sizeof *items);
     if (!items) {
       d->oom = 1;
@@ -154,45 +176,56 @@ static void make_ignored(Dec *d, FrItem *it, const char *why) {
   if (why) str_cstr(d, &it->note, why);
 }
 
-/* An errors[] array (message, status or value level) into FrApiErrors. */
-static void get_errors(Dec *d, json_t *arr, FrApiError **out, size_t *nout) {
-  if (!json_is_array(arr) || json_array_size(arr) == 0) return;
-  size_t n = json_array_size(arr);
+/* One error object (message, status or value level) into e. */
+static void get_error(Dec *d, Jv o, FrApiError *e) {
+  const FrJrDoc *j = d->j;
+  Jv code = fr_jr_get(j, o, "code");
+  size_t n;
+  const char *p;
+  if (fr_jr_is_number(j, code)) {
+    double c = fr_jr_num(j, code);
+    if (c > -1e15 && c < 1e15) e->code = (int64_t)c;
+  } else if ((p = fr_jr_str(j, code, &n))) {
+    char buf[64], *c = c_str(d, p, n, buf, sizeof buf);
+    if (c) e->code = strtoll(c, NULL, 10);
+    if (c != buf) free(c);
+  }
+  get_str(d, o, "title", &e->title);
+  get_str(d, o, "message", &e->message);
+  if (!get_str(d, get_obj(d, o, "error_data"), "details", &e->details))
+    get_str(d, o, "details", &e->details); /* the legacy 130501 form */
+}
+
+/* An errors[] array into FrApiErrors (one per element, whatever its type). */
+static void get_errors(Dec *d, Jv arr, FrApiError **out, size_t *nout) {
+  size_t n = fr_jr_len(d->j, arr);
+  if (!fr_jr_is_array(d->j, arr) || n == 0) return;
   FrApiError *e = calloc(n, sizeof *e);
   if (!e) {
     d->oom = 1;
     return;
   }
-  for (size_t i = 0; i < n; i++) {
-    json_t *o = json_array_get(arr, i);
-    json_t *code = json_is_object(o) ? json_object_get(o, "code") : NULL;
-    if (json_is_number(code)) {
-      double c = json_number_value(code);
-      if (c > -1e15 && c < 1e15) e[i].code = (int64_t)c;
-    } else if (json_is_string(code)) {
-      e[i].code = strtoll(json_string_value(code), NULL, 10);
-    }
-    get_str(d, o, "title", &e[i].title);
-    get_str(d, o, "message", &e[i].message);
-    if (!get_str(d, get_obj(o, "error_data"), "details", &e[i].details))
-      get_str(d, o, "details", &e[i].details); /* the legacy 130501 form */
-  }
+  size_t i = 0;
+  for (Jv o = fr_jr_first(d->j, arr); o; o = fr_jr_next(d->j, o)) get_error(d, o, &e[i++]);
   *out = e;
   *nout = n;
 }
 
 /* A timestamp as a string of digits or as a number. */
-static void get_timestamp(Dec *d, json_t *o, FrStr *s, int64_t *ts) {
-  json_t *v = json_is_object(o) ? json_object_get(o, "timestamp") : NULL;
+static void get_timestamp(Dec *d, Jv o, FrStr *s, int64_t *ts) {
+  const FrJrDoc *j = d->j;
+  Jv v = fr_jr_get(j, o, "timestamp");
   *ts = 0;
-  if (json_is_string(v)) {
-    str_set(d, s, json_string_value(v), json_string_length(v));
-    const char *p = json_string_value(v);
+  if (fr_jr_is_string(j, v)) {
+    size_t n;
+    const char *p = fr_jr_str(j, v, &n);
+    str_set(d, s, p, n);
+    if (!s->p) return;
     char *end;
-    long long t = strtoll(p, &end, 10);
-    if (end != p && *end == '\0' && (size_t)(end - p) == json_string_length(v)) *ts = t;
-  } else if (json_is_number(v)) {
-    double x = json_number_value(v);
+    long long t = strtoll(s->p, &end, 10);
+    if (end != s->p && *end == '\0' && (size_t)(end - s->p) == n) *ts = t;
+  } else if (fr_jr_is_number(j, v)) {
+    double x = fr_jr_num(j, v);
     char buf[64];
     if (x == floor(x) && fabs(x) < 9e15) {
       snprintf(buf, sizeof buf, "%.0f", x);
@@ -226,15 +259,15 @@ static void rec_put(Dec *d, Rec *r, const char *key, FvValue v) {
   r->n++;
 }
 
-static void rec_str(Dec *d, Rec *r, json_t *o, const char *key) {
-  json_t *v = json_object_get(o, key);
-  if (json_is_string(v))
-    rec_put(d, r, key, fv_text(d->b->heap, json_string_value(v), json_string_length(v)));
+static void rec_str(Dec *d, Rec *r, Jv o, const char *key) {
+  size_t n;
+  const char *p = fr_jr_str(d->j, fr_jr_get(d->j, o, key), &n);
+  if (p) rec_put(d, r, key, fv_text(d->b->heap, p, n));
 }
 
-static void rec_bool(Dec *d, Rec *r, json_t *o, const char *key) {
-  json_t *v = json_object_get(o, key);
-  if (json_is_boolean(v)) rec_put(d, r, key, fv_bool(json_is_true(v)));
+static void rec_bool(Dec *d, Rec *r, Jv o, const char *key) {
+  Jv v = fr_jr_get(d->j, o, key);
+  if (fr_jr_is_bool(d->j, v)) rec_put(d, r, key, fv_bool(fr_jr_is_true(d->j, v)));
 }
 
 /* Builds the record (unset if the heap limit was reached) and drops the parts. */
@@ -249,24 +282,85 @@ static FvValue rec_make(Dec *d, Rec *r) {
 }
 
 /* A JSON number, or a string holding exactly a decimal number. */
-static int get_coord(json_t *v, double *out) {
-  if (json_is_number(v)) {
-    *out = json_number_value(v);
+static int get_coord(Dec *d, Jv v, double *out) {
+  const FrJrDoc *j = d->j;
+  if (fr_jr_is_number(j, v)) {
+    *out = fr_jr_num(j, v);
     return isfinite(*out) ? 0 : -1;
   }
-  if (!json_is_string(v) || json_string_length(v) == 0) return -1;
-  const char *p = json_string_value(v);
-  char *end;
-  *out = strtod(p, &end);
-  return *end == '\0' && end != p && isfinite(*out) ? 0 : -1;
+  size_t n;
+  const char *p = fr_jr_str(j, v, &n);
+  if (!p || n == 0) return -1;
+  char buf[64], *c = c_str(d, p, n, buf, sizeof buf), *end;
+  if (!c) return -1;
+  *out = strtod(c, &end);
+  int rc = *end == '\0' && end != c && isfinite(*out) ? 0 : -1;
+  if (c != buf) free(c);
+  return rc;
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* Depth scan                                                                           */
-/* ------------------------------------------------------------------------------------ */
+/* A response_json tree as a value, as fv_value_from_json builds one from jansson's: null
+ * -> unset, integers -> int, integral reals -> int, objects -> records in key order.
+ * 0 ok, -1 out of memory, -2 too deep. */
+static int tree_value(FvHeap *h, const FrJrDoc *j, Jv v, int depth, FvValue *out) {
+  *out = fv_unset();
+  if (depth > FV_MAX_DEPTH) return -2;
+  switch (fr_jr_type(j, v)) {
+  case FR_JR_NONE:
+  case FR_JR_NULL: return 0;
+  case FR_JR_TRUE: *out = fv_bool(1); return 0;
+  case FR_JR_FALSE: *out = fv_bool(0); return 0;
+  case FR_JR_NUMBER: {
+    if (fr_jr_is_int(j, v)) {
+      *out = fv_int(fr_jr_int(j, v));
+      return 0;
+    }
+    double x = fr_jr_num(j, v);
+    *out = x == floor(x) && fabs(x) < 9.2e18 ? fv_int((int64_t)x) : fv_number(x);
+    return 0;
+  }
+  case FR_JR_STRING: {
+    size_t n;
+    const char *p = fr_jr_str(j, v, &n);
+    *out = fv_text(h, p, n);
+    return out->type == FV_T_TEXT ? 0 : -1;
+  }
+  case FR_JR_ARRAY:
+  case FR_JR_OBJECT: {
+    int obj = fr_jr_is_object(j, v);
+    FvValue c = obj ? fv_record_new(h, fr_jr_len(j, v)) : fv_list_new(h, fr_jr_len(j, v));
+    if (c.type != (obj ? FV_T_RECORD : FV_T_LIST)) return -1;
+    size_t i = 0;
+    for (Jv x = fr_jr_first(j, v); x; x = fr_jr_next(j, x), i++) {
+      int rc = 0;
+      if (obj) {
+        size_t kn;
+        const char *kp = fr_jr_str(j, x, &kn);
+        fv_obj_items(c)[i] = fv_text(h, kp, kn);
+        rc = fv_obj_items(c)[i].type == FV_T_TEXT ? 0 : -1;
+        if (!rc) rc = tree_value(h, j, fr_jr_value(j, x), depth + 1, &fv_obj_vals(c)[i]);
+      } else {
+        rc = tree_value(h, j, x, depth + 1, &fv_obj_items(c)[i]);
+      }
+      if (rc) {
+        fv_value_release(c);
+        return rc;
+      }
+    }
+    if (fv_obj_seal(c) != 0) {
+      fv_value_release(c);
+      return -2;
+    }
+    *out = c;
+    return 0;
+  }
+  }
+  return 0;
+}
 
 /* Deepest nesting of [ and { outside strings. Stops counting past max. Works on any
- * bytes (invalid JSON is jansson's to refuse). */
+ * bytes: for a response_json that does not read, it tells "too deep" from "not JSON" as
+ * the decoder always has (this scan came first). */
 static int depth_ok(const char *s, size_t n, int max) {
   int depth = 0, in_str = 0;
   for (size_t i = 0; i < n; i++) {
@@ -285,6 +379,31 @@ static int depth_ok(const char *s, size_t n, int max) {
   return 1;
 }
 
+/* response_json's value (FR_JR_* as fv_value_from_json's JSON_DECODE_ANY |
+ * JSON_ALLOW_NUL). Returns 0, or -1 having made the item an ERROR. */
+static int form_value(Dec *d, FrItem *it, const char *s, size_t n, FvValue *out) {
+  FrJrDoc doc;
+  FrJrError je;
+  char msg[160], why[200];
+  if (fr_jr_parse(&doc, s, n, FR_JR_DECODE_ANY | FR_JR_ALLOW_NUL, FR_MAX_DEPTH, &je) == 0) {
+    int rc = tree_value(d->b->heap, &doc, FR_JR_ROOT, 0, out);
+    fr_jr_free(&doc);
+    if (rc == 0) return 0;
+    if (rc == -2) snprintf(msg, sizeof msg, "json: nested deeper than %d levels", FV_MAX_DEPTH);
+    else snprintf(msg, sizeof msg, "json: memory limit reached");
+  } else {
+    fr_jr_free(&doc);
+    if (!depth_ok(s, n, FR_MAX_DEPTH)) {
+      make_error(d, it, "nfm_reply response_json nested too deep");
+      return -1;
+    }
+    if (fv_value_from_json(d->b->heap, s, n, out, msg, sizeof msg) == 0) return 0;
+  }
+  snprintf(why, sizeof why, "nfm_reply response_json: %s", msg);
+  make_error(d, it, why);
+  return -1;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* Messages                                                                             */
 /* ------------------------------------------------------------------------------------ */
@@ -294,8 +413,8 @@ static const char *const PAYLOAD_KEYS[] = {
     "interactive", "button", "reaction", "order", "system", "unsupported", "revoke", "edit",
     NULL};
 
-static void decode_text(Dec *d, FrItem *it, json_t *m) {
-  json_t *t = get_obj(m, "text");
+static void decode_text(Dec *d, FrItem *it, Jv m) {
+  Jv t = get_obj(d, m, "text");
   if (!get_str(d, t, "body", &it->text)) {
     make_error(d, it, "text message without text.body");
     return;
@@ -303,8 +422,8 @@ static void decode_text(Dec *d, FrItem *it, json_t *m) {
   it->event = FV_EV_TEXT;
 }
 
-static void decode_media(Dec *d, FrItem *it, json_t *m, const char *kind) {
-  json_t *o = get_obj(m, kind);
+static void decode_media(Dec *d, FrItem *it, Jv m, const char *kind) {
+  Jv o = get_obj(d, m, kind);
   if (!o) {
     make_error(d, it, "media message without its media object");
     return;
@@ -327,11 +446,11 @@ static void decode_media(Dec *d, FrItem *it, json_t *m, const char *kind) {
   it->event = FV_EV_MEDIA;
 }
 
-static void decode_location(Dec *d, FrItem *it, json_t *m) {
-  json_t *o = get_obj(m, "location");
+static void decode_location(Dec *d, FrItem *it, Jv m) {
+  Jv o = get_obj(d, m, "location");
   double lat, lon;
-  if (!o || get_coord(json_object_get(o, "latitude"), &lat) != 0 ||
-      get_coord(json_object_get(o, "longitude"), &lon) != 0) {
+  if (!o || get_coord(d, fr_jr_get(d->j, o, "latitude"), &lat) != 0 ||
+      get_coord(d, fr_jr_get(d->j, o, "longitude"), &lon) != 0) {
     make_error(d, it, "location without numeric latitude and longitude");
     return;
   }
@@ -350,7 +469,7 @@ static void decode_location(Dec *d, FrItem *it, json_t *m) {
 }
 
 /* id and title of a reply; either may be missing, not both. */
-static void decode_reply(Dec *d, FrItem *it, json_t *o, const char *idk, const char *titlek,
+static void decode_reply(Dec *d, FrItem *it, Jv o, const char *idk, const char *titlek,
                          FvEventKind ev) {
   int has_id = get_str(d, o, idk, &it->text);
   int has_title = get_str(d, o, titlek, &it->title);
@@ -364,25 +483,15 @@ static void decode_reply(Dec *d, FrItem *it, json_t *o, const char *idk, const c
   it->event = ev;
 }
 
-static void decode_form(Dec *d, FrItem *it, json_t *nfm) {
-  json_t *rj = json_is_object(nfm) ? json_object_get(nfm, "response_json") : NULL;
-  if (!json_is_string(rj)) {
+static void decode_form(Dec *d, FrItem *it, Jv nfm) {
+  size_t n;
+  const char *s = fr_jr_str(d->j, fr_jr_get(d->j, nfm, "response_json"), &n);
+  if (!s) {
     make_error(d, it, "nfm_reply without a response_json string");
     return;
   }
-  const char *s = json_string_value(rj);
-  size_t n = json_string_length(rj);
-  if (!depth_ok(s, n, FR_MAX_DEPTH)) {
-    make_error(d, it, "nfm_reply response_json nested too deep");
-    return;
-  }
   FvValue v;
-  char msg[160], why[200];
-  if (fv_value_from_json(d->b->heap, s, n, &v, msg, sizeof msg) != 0) {
-    snprintf(why, sizeof why, "nfm_reply response_json: %s", msg);
-    make_error(d, it, why);
-    return;
-  }
+  if (form_value(d, it, s, n, &v) != 0) return;
   if (v.type != FV_T_RECORD) {
     fv_value_release(v);
     make_error(d, it, "nfm_reply response_json is not an object");
@@ -420,71 +529,79 @@ static void decode_form(Dec *d, FrItem *it, json_t *nfm) {
   it->event = FV_EV_FORM;
 }
 
-static void decode_interactive(Dec *d, FrItem *it, json_t *m) {
-  json_t *in = get_obj(m, "interactive");
+static void decode_interactive(Dec *d, FrItem *it, Jv m) {
+  Jv in = get_obj(d, m, "interactive");
   if (!in) {
     make_ignored(d, it, "no interactive object");
     return;
   }
-  json_t *t = json_object_get(in, "type");
-  if (!json_is_string(t)) {
+  Jv t = fr_jr_get(d->j, in, "type");
+  size_t tn;
+  const char *tp = fr_jr_str(d->j, t, &tn);
+  if (!tp) {
     make_ignored(d, it, "interactive without a type");
     return;
   }
-  char sub[160];
-  snprintf(sub, sizeof sub, "interactive/%s", json_string_value(t));
-  str_cstr(d, &it->type, sub);
-  if (str_is(t, "button_reply")) {
-    decode_reply(d, it, get_obj(in, "button_reply"), "id", "title", FV_EV_BUTTON);
-  } else if (str_is(t, "list_reply")) {
-    json_t *lr = get_obj(in, "list_reply");
+  /* "interactive/" and the type up to a NUL, at most 159 bytes in all */
+  char sub[160] = "interactive/";
+  const char *nul = memchr(tp, '\0', tn);
+  size_t pre = strlen(sub), n = nul ? (size_t)(nul - tp) : tn;
+  if (n > sizeof sub - 1 - pre) n = sizeof sub - 1 - pre;
+  memcpy(sub + pre, tp, n);
+  str_set(d, &it->type, sub, pre + n);
+  if (str_is(d, t, "button_reply")) {
+    decode_reply(d, it, get_obj(d, in, "button_reply"), "id", "title", FV_EV_BUTTON);
+  } else if (str_is(d, t, "list_reply")) {
+    Jv lr = get_obj(d, in, "list_reply");
     decode_reply(d, it, lr, "id", "title", FV_EV_LIST);
     if (it->kind == FR_ITEM_MESSAGE) get_str(d, lr, "description", &it->note);
-  } else if (str_is(t, "nfm_reply")) {
-    decode_form(d, it, get_obj(in, "nfm_reply"));
+  } else if (str_is(d, t, "nfm_reply")) {
+    decode_form(d, it, get_obj(d, in, "nfm_reply"));
   } else {
     make_ignored(d, it, NULL);
   }
 }
 
 /* The contact whose wa_id is the sender (route on from, never on the array position). */
-static void find_contact(Dec *d, FrItem *it, json_t *contacts) {
-  if (!it->from.p || !json_is_array(contacts)) return;
-  size_t i;
-  json_t *c;
-  json_array_foreach(contacts, i, c) {
-    json_t *wa = json_is_object(c) ? json_object_get(c, "wa_id") : NULL;
-    if (json_is_string(wa) && json_string_length(wa) == it->from.n &&
-        memcmp(json_string_value(wa), it->from.p, it->from.n) == 0) {
-      get_str(d, get_obj(c, "profile"), "name", &it->name);
+static void find_contact(Dec *d, FrItem *it, Jv contacts) {
+  const FrJrDoc *j = d->j;
+  if (!it->from.p || !fr_jr_is_array(j, contacts)) return;
+  for (Jv c = fr_jr_first(j, contacts); c; c = fr_jr_next(j, c)) {
+    size_t n;
+    const char *wa = fr_jr_str(j, fr_jr_get(j, c, "wa_id"), &n);
+    if (wa && n == it->from.n && memcmp(wa, it->from.p, n) == 0) {
+      get_str(d, get_obj(d, c, "profile"), "name", &it->name);
       if (!it->user_id.p) get_str(d, c, "user_id", &it->user_id);
       return;
     }
   }
 }
 
-static void decode_message(Dec *d, const Where *w, json_t *m, size_t index) {
+static void decode_message(Dec *d, const Where *w, Jv m, size_t index) {
+  const FrJrDoc *j = d->j;
   FrItem *it = push(d, w, FR_ITEM_MESSAGE, index);
   if (!it) return;
   get_str(d, m, "from", &it->from);
   get_str(d, m, "id", &it->id);
   get_str(d, m, "from_user_id", &it->user_id);
   get_timestamp(d, m, &it->timestamp, &it->ts);
-  json_t *ctx = get_obj(m, "context");
+  Jv ctx = get_obj(d, m, "context");
   get_str(d, ctx, "id", &it->context_id);
-  if (json_is_true(json_object_get(ctx, "frequently_forwarded"))) it->forwarded = 2;
-  else if (json_is_true(json_object_get(ctx, "forwarded"))) it->forwarded = 1;
-  get_errors(d, json_object_get(m, "errors"), &it->errors, &it->nerrors);
+  if (fr_jr_is_true(j, fr_jr_get(j, ctx, "frequently_forwarded"))) it->forwarded = 2;
+  else if (fr_jr_is_true(j, fr_jr_get(j, ctx, "forwarded"))) it->forwarded = 1;
+  get_errors(d, fr_jr_get(j, m, "errors"), &it->errors, &it->nerrors);
   find_contact(d, it, w->contacts);
 
-  json_t *t = json_object_get(m, "type");
+  Jv t = fr_jr_get(j, m, "type");
   const char *type = NULL;
-  if (json_is_string(t)) {
-    type = json_string_value(t);
-    str_set(d, &it->type, type, json_string_length(t));
-  } else if (!t || json_is_null(t)) {
+  if (fr_jr_is_string(j, t)) {
+    size_t n;
+    const char *p = fr_jr_str(j, t, &n);
+    str_set(d, &it->type, p, n);
+    type = it->type.p; /* NULL only when out of memory: the decode fails then */
+  } else if (!t || fr_jr_is_null(j, t)) {
     for (int i = 0; PAYLOAD_KEYS[i] && !type; i++)
-      if (json_object_get(m, PAYLOAD_KEYS[i])) type = PAYLOAD_KEYS[i];
+      if (fr_jr_get(j, m, PAYLOAD_KEYS[i])) type = PAYLOAD_KEYS[i];
     str_cstr(d, &it->type, type ? type : "unknown");
     it->type_inferred = 1;
   } else {
@@ -509,18 +626,18 @@ static void decode_message(Dec *d, const Where *w, json_t *m, size_t index) {
   } else if (!strcmp(type, "interactive")) {
     decode_interactive(d, it, m);
   } else if (!strcmp(type, "button")) {
-    decode_reply(d, it, get_obj(m, "button"), "payload", "text", FV_EV_BUTTON);
+    decode_reply(d, it, get_obj(d, m, "button"), "payload", "text", FV_EV_BUTTON);
   } else if (!strcmp(type, "reaction")) {
-    json_t *r = get_obj(m, "reaction");
+    Jv r = get_obj(d, m, "reaction");
     make_ignored(d, it, NULL);
     if (!get_str(d, r, "emoji", &it->note) || it->note.n == 0) str_cstr(d, &it->note, "removed");
     get_str(d, r, "message_id", &it->context_id); /* the wamid reacted to */
   } else if (!strcmp(type, "system")) {
     make_ignored(d, it, NULL);
-    get_str(d, get_obj(m, "system"), "type", &it->note);
+    get_str(d, get_obj(d, m, "system"), "type", &it->note);
   } else if (!strcmp(type, "unsupported")) {
     make_ignored(d, it, NULL);
-    get_str(d, get_obj(m, "unsupported"), "type", &it->note);
+    get_str(d, get_obj(d, m, "unsupported"), "type", &it->note);
   } else if (!strcmp(type, "contacts") || !strcmp(type, "order") || !strcmp(type, "revoke") ||
              !strcmp(type, "edit") || !strcmp(type, "unknown")) {
     make_ignored(d, it, NULL);
@@ -529,11 +646,12 @@ static void decode_message(Dec *d, const Where *w, json_t *m, size_t index) {
   }
 }
 
+
 /* ------------------------------------------------------------------------------------ */
 /* Statuses, errors, changes                                                            */
 /* ------------------------------------------------------------------------------------ */
 
-static void decode_status(Dec *d, const Where *w, json_t *s, size_t index) {
+static void decode_status(Dec *d, const Where *w, Jv s, size_t index) {
   FrItem *it = push(d, w, FR_ITEM_STATUS, index);
   if (!it) return;
   get_str(d, s, "id", &it->id);
@@ -541,61 +659,67 @@ static void decode_status(Dec *d, const Where *w, json_t *s, size_t index) {
   get_str(d, s, "recipient_id", &it->recipient_id);
   get_str(d, s, "type", &it->type);
   get_timestamp(d, s, &it->timestamp, &it->ts);
-  get_errors(d, json_object_get(s, "errors"), &it->errors, &it->nerrors);
+  get_errors(d, fr_jr_get(d->j, s, "errors"), &it->errors, &it->nerrors);
   if (!it->id.p || !it->status.p) make_error(d, it, "status without a string id and status");
 }
 
-static void decode_value_error(Dec *d, const Where *w, json_t *e, size_t index) {
+static void decode_value_error(Dec *d, const Where *w, Jv e, size_t index) {
   FrItem *it = push(d, w, FR_ITEM_ERROR, index);
   if (!it) return;
-  json_t *one = json_array();
-  if (!one || json_array_append(one, e) != 0) d->oom = 1;
-  else get_errors(d, one, &it->errors, &it->nerrors);
-  json_decref(one);
+  it->errors = calloc(1, sizeof *it->errors);
+  if (!it->errors) {
+    d->oom = 1;
+    return;
+  }
+  it->nerrors = 1;
+  get_error(d, e, &it->errors[0]);
 }
 
-/* value.<key>: absent/null, or an array whose elements are all objects. */
-static json_t *array_of_objects(Dec *d, json_t *value, const char *key, const Where *w) {
-  json_t *a = json_object_get(value, key);
-  if (!a || json_is_null(a)) return NULL;
-  if (!json_is_array(a)) {
+/* value.<key>: absent/null, or an array whose elements are all objects (0 when absent). */
+static Jv array_of_objects(Dec *d, Jv value, const char *key, const Where *w) {
+  const FrJrDoc *j = d->j;
+  Jv a = fr_jr_get(j, value, key);
+  if (!a || fr_jr_is_null(j, a)) return 0;
+  if (!fr_jr_is_array(j, a)) {
     bad(d, "entry[%u].changes[%u].value.%s is not an array", w->entry, w->change, key);
-    return NULL;
+    return 0;
   }
-  size_t i;
-  json_t *x;
-  json_array_foreach(a, i, x) {
-    if (!json_is_object(x)) {
+  size_t i = 0;
+  for (Jv x = fr_jr_first(j, a); x; x = fr_jr_next(j, x), i++) {
+    if (!fr_jr_is_object(j, x)) {
       bad(d, "entry[%u].changes[%u].value.%s[%zu] is not an object", w->entry, w->change,
           key, i);
-      return NULL;
+      return 0;
     }
   }
   return a;
 }
 
-static void decode_change(Dec *d, Where *w, json_t *ch) {
-  if (!json_is_object(ch)) {
+static void decode_change(Dec *d, Where *w, Jv ch) {
+  const FrJrDoc *j = d->j;
+  if (!fr_jr_is_object(j, ch)) {
     bad(d, "entry[%u].changes[%u] is not an object", w->entry, w->change);
     return;
   }
-  json_t *field = json_object_get(ch, "field"), *value = json_object_get(ch, "value");
-  if (!json_is_string(field)) {
+  Jv field = fr_jr_get(j, ch, "field"), value = fr_jr_get(j, ch, "value");
+  size_t fn;
+  const char *fp = fr_jr_str(j, field, &fn);
+  if (!fp) {
     bad(d, "entry[%u].changes[%u].field is missing or not a string", w->entry, w->change);
     return;
   }
-  if (!json_is_object(value)) {
+  if (!fr_jr_is_object(j, value)) {
     bad(d, "entry[%u].changes[%u].value is missing or not an object", w->entry, w->change);
     return;
   }
-  str_set(d, &w->field, json_string_value(field), json_string_length(field));
-  if (!str_is(field, "messages")) {
+  str_set(d, &w->field, fp, fn);
+  if (!str_is(d, field, "messages")) {
     FrItem *it = push(d, w, FR_ITEM_OTHER, 0);
     if (it) str_copy(d, &it->type, &w->field);
     return;
   }
-  json_t *mp = json_object_get(value, "messaging_product");
-  if (mp && !str_is(mp, "whatsapp")) {
+  Jv mp = fr_jr_get(j, value, "messaging_product");
+  if (mp && !str_is(d, mp, "whatsapp")) {
     FrItem *it = push(d, w, FR_ITEM_OTHER, 0);
     if (it) {
       str_copy(d, &it->type, &w->field);
@@ -603,61 +727,63 @@ static void decode_change(Dec *d, Where *w, json_t *ch) {
     }
     return;
   }
-  json_t *md = json_object_get(value, "metadata");
-  if (md && !json_is_null(md) && !json_is_object(md)) {
+  Jv md = fr_jr_get(j, value, "metadata");
+  if (md && !fr_jr_is_null(j, md) && !fr_jr_is_object(j, md)) {
     bad(d, "entry[%u].changes[%u].value.metadata is not an object", w->entry, w->change);
     return;
   }
   get_str(d, md, "phone_number_id", &w->pnid);
   get_str(d, md, "display_phone_number", &w->display);
   w->contacts = array_of_objects(d, value, "contacts", w);
-  json_t *msgs = array_of_objects(d, value, "messages", w);
-  json_t *sts = array_of_objects(d, value, "statuses", w);
-  json_t *errs = array_of_objects(d, value, "errors", w);
+  Jv msgs = array_of_objects(d, value, "messages", w);
+  Jv sts = array_of_objects(d, value, "statuses", w);
+  Jv errs = array_of_objects(d, value, "errors", w);
   if (d->bad) return;
-  size_t i;
-  json_t *x;
-  json_array_foreach(msgs, i, x) decode_message(d, w, x, i);
-  json_array_foreach(sts, i, x) decode_status(d, w, x, i);
-  json_array_foreach(errs, i, x) decode_value_error(d, w, x, i);
+  size_t i = 0;
+  for (Jv x = fr_jr_first(j, msgs); x; x = fr_jr_next(j, x)) decode_message(d, w, x, i++);
+  i = 0;
+  for (Jv x = fr_jr_first(j, sts); x; x = fr_jr_next(j, x)) decode_status(d, w, x, i++);
+  i = 0;
+  for (Jv x = fr_jr_first(j, errs); x; x = fr_jr_next(j, x)) decode_value_error(d, w, x, i++);
 }
 
-static void decode_envelope(Dec *d, json_t *root) {
-  if (!json_is_object(root)) {
+static void decode_envelope(Dec *d, Jv root) {
+  const FrJrDoc *j = d->j;
+  if (!fr_jr_is_object(j, root)) {
     bad(d, "body is not a JSON object");
     return;
   }
-  if (!str_is(json_object_get(root, "object"), "whatsapp_business_account")) {
+  if (!str_is(d, fr_jr_get(j, root, "object"), "whatsapp_business_account")) {
     bad(d, "object is not \"whatsapp_business_account\"");
     return;
   }
-  json_t *entries = json_object_get(root, "entry");
-  if (!json_is_array(entries)) {
+  Jv entries = fr_jr_get(j, root, "entry");
+  if (!fr_jr_is_array(j, entries)) {
     bad(d, "entry is missing or not an array");
     return;
   }
-  size_t i, j;
-  json_t *e, *ch;
-  json_array_foreach(entries, i, e) {
+  size_t i = 0;
+  for (Jv e = fr_jr_first(j, entries); e; e = fr_jr_next(j, e), i++) {
     Where w;
     memset(&w, 0, sizeof w);
     w.entry = (uint32_t)i;
-    if (!json_is_object(e)) {
+    if (!fr_jr_is_object(j, e)) {
       bad(d, "entry[%zu] is not an object", i);
       return;
     }
-    json_t *changes = json_object_get(e, "changes");
-    if (!json_is_array(changes)) {
+    Jv changes = fr_jr_get(j, e, "changes");
+    if (!fr_jr_is_array(j, changes)) {
       bad(d, "entry[%zu].changes is missing or not an array", i);
       return;
     }
     get_str(d, e, "id", &w.waba_id);
-    json_array_foreach(changes, j, ch) {
-      w.change = (uint32_t)j;
+    size_t k = 0;
+    for (Jv ch = fr_jr_first(j, changes); ch; ch = fr_jr_next(j, ch), k++) {
+      w.change = (uint32_t)k;
       str_free(&w.field);
       str_free(&w.pnid);
       str_free(&w.display);
-      w.contacts = NULL;
+      w.contacts = 0;
       decode_change(d, &w, ch);
       if (d->bad || d->oom) break;
     }
@@ -683,25 +809,25 @@ int fr_webhook_decode(const char *body, size_t len, FrBatch *out, FrError *err) 
     snprintf(err->msg, sizeof err->msg, "empty body");
     return -1;
   }
-  if (!depth_ok(body, len, FR_MAX_DEPTH)) {
-    err->http = 400;
-    snprintf(err->msg, sizeof err->msg, "JSON nested deeper than %d levels", FR_MAX_DEPTH);
-    return -1;
-  }
-  json_error_t je;
-  json_t *root = json_loadb(body, len,
-                            JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
-                            &je);
-  if (!root) {
-    err->http = 400;
-    snprintf(err->msg, sizeof err->msg, "invalid JSON at byte %d: %s", je.position, je.text);
+  FrJrDoc doc;
+  FrJrError je;
+  if (fr_jr_parse(&doc, body, len, FR_JR_REJECT_DUPLICATES | FR_JR_ALLOW_NUL | FR_JR_INT_AS_REAL,
+                  FR_MAX_DEPTH, &je) != 0) {
+    fr_jr_free(&doc);
+    err->http = je.code == FR_JR_E_NOMEM ? 500 : 400;
+    if (je.code == FR_JR_E_NOMEM)
+      snprintf(err->msg, sizeof err->msg, "out of memory");
+    else if (je.code == FR_JR_E_DEPTH)
+      snprintf(err->msg, sizeof err->msg, "JSON nested deeper than %d levels", FR_MAX_DEPTH);
+    else
+      snprintf(err->msg, sizeof err->msg, "invalid JSON at byte %zu: %s", je.pos, je.msg);
     return -1;
   }
   out->heap = fv_heap_new(FR_BATCH_HEAP);
-  Dec d = {out, err, 0, 0};
+  Dec d = {out, err, &doc, 0, 0};
   if (!out->heap) d.oom = 1;
-  else decode_envelope(&d, root);
-  json_decref(root);
+  else decode_envelope(&d, FR_JR_ROOT);
+  fr_jr_free(&doc);
   if (d.oom || d.bad) {
     fr_batch_free(out);
     if (d.oom) {
@@ -712,6 +838,7 @@ int fr_webhook_decode(const char *body, size_t len, FrBatch *out, FrError *err) 
   }
   return 0;
 }
+
 
 /* ------------------------------------------------------------------------------------ */
 /* Events and summaries                                                                 */

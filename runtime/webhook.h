@@ -21,8 +21,8 @@
  * again). */
 #define FR_MAX_BODY (3u * 1024u * 1024u + 256u * 1024u)
 /* Arrays and objects nest at most this deep in a body (and in an nfm_reply's
- * response_json). Real envelopes nest about 10 deep; this is checked by a scan before
- * jansson sees the body. */
+ * response_json). Real envelopes nest about 10 deep; the reader (jread.h) checks it as it
+ * reads. */
 #define FR_MAX_DEPTH 64
 /* Memory for the values of one batch (form, media and location records). */
 #define FR_BATCH_HEAP (32u * 1024u * 1024u)
@@ -94,9 +94,11 @@ typedef struct FrBatch {
 /* Decodes a body. On success returns 0 and fills out (which the caller frees with
  * fr_batch_free, also after a failure). On failure returns -1, err->http says what to
  * answer (400, 413 or 500) and err->msg why; out is left empty.
- * Parsing: jansson with JSON_REJECT_DUPLICATES (a duplicated key is ambiguous: 400),
- * JSON_ALLOW_NUL and JSON_DECODE_INT_AS_REAL (a huge integer in a field we ignore must not
- * refuse the body); nesting at most FR_MAX_DEPTH. */
+ * Parsing: jread.h, reading as jansson's JSON_REJECT_DUPLICATES (a duplicated key is
+ * ambiguous: 400), JSON_ALLOW_NUL and JSON_DECODE_INT_AS_REAL (a huge integer in a field we
+ * ignore must not refuse the body) would; nesting at most FR_MAX_DEPTH. A body that is not
+ * JSON: 400 "invalid JSON at byte N: ..." (N from 0), or "JSON nested deeper than 64
+ * levels". */
 int fr_webhook_decode(const char *body, size_t len, FrBatch *out, FrError *err);
 void fr_batch_free(FrBatch *b);
 
