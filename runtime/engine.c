@@ -24,6 +24,7 @@
 
 #include "engine.h"
 #include "formrec.h"
+#include "jread.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -276,11 +277,10 @@ static int64_t send_entry_at(const char *e) {
 /* A classifier call's outbox entry: {"k":"classify","name":"svc.act","key":"nlu:WAMID",
  * "args":"{\"text\":…}"}, called like an action; the answer {"intent","confidence",
  * "entities"?} becomes an intent event. msg: the message's inbox entry. */
-static char *classify_entry(const char *action, json_t *msg, const char *text, size_t n) {
+static char *classify_entry(const char *action, const char *w, const char *text, size_t n) {
   json_t *a = json_pack("{s:s%}", "text", text, n);
   char *args = a ? json_dumps(a, JSON_COMPACT) : NULL;
   json_decref(a);
-  const char *w = json_string_value(json_object_get(msg, "w"));
   char key[160];
   snprintf(key, sizeof key, "nlu:%s", w ? w : "");
   json_t *o = args ? json_pack("{s:s,s:s,s:s,s:s}", "k", "classify", "name", action, "key", key,
@@ -761,6 +761,62 @@ static int entry_event(json_t *o, FvHeap *h, FvEvent *ev, const char **name) {
   return 0;
 }
 
+/* What run_entry needs of an inbox entry besides its event: copies (NULL when absent). */
+typedef struct {
+  int64_t at;   /* "at": when it was accepted (ms), 0 unknown */
+  int resend;   /* a dead letter replayed ({"k":"resend"}): read with jansson */
+  int nc;       /* "nc": not to be classified again */
+  char *w, *f;  /* the message's wamid, the form of a form reply */
+  char *name;   /* the contact's name ("n") */
+} EntryInfo;
+
+static char *jr_strdup(const FrJrDoc *d, FrJrVal v) {
+  size_t n;
+  const char *p = fr_jr_str(d, v, &n);
+  return p ? strndup(p, n) : NULL;
+}
+
+/* The common entry, a message without data ({"k":"msg", ...} with no "d", not a form reply),
+ * read with runtime/jread instead of jansson: the same event as entry_event, borrowing from
+ * doc (which the caller frees after the event). 1 when read, 0 when it is another kind of
+ * entry (or not JSON): entry_event then reads it, and says which. */
+static int entry_fast(FrJrDoc *doc, const char *head, FvEvent *ev, EntryInfo *ei) {
+  FrJrError err;
+  if (fr_jr_parse(doc, head, strlen(head), 0, 2048, &err) != 0) return 0;
+  FrJrVal o = FR_JR_ROOT, e = fr_jr_get(doc, o, "e");
+  if (!fr_jr_str_is(doc, fr_jr_get(doc, o, "k"), "msg") || fr_jr_get(doc, o, "d") ||
+      !fr_jr_is_int(doc, e) || fr_jr_int(doc, e) == FV_EV_FORM) {
+    fr_jr_free(doc);
+    return 0;
+  }
+  memset(ev, 0, sizeof *ev);
+  ev->data = fv_unset();
+  ev->kind = (FvEventKind)fr_jr_int(doc, e);
+  ev->text = fr_jr_str(doc, fr_jr_get(doc, o, "t"), &ev->text_len);
+  ev->title = fr_jr_str(doc, fr_jr_get(doc, o, "ti"), &ev->title_len);
+  ev->confidence = fr_jr_num(doc, fr_jr_get(doc, o, "c"));
+  if (ev->kind == FV_EV_TEXT) ev->intent = fr_jr_str(doc, fr_jr_get(doc, o, "i"), &ev->intent_len);
+  FrJrVal at = fr_jr_get(doc, o, "at");
+  ei->at = fr_jr_is_int(doc, at) ? fr_jr_int(doc, at) : 0;
+  ei->nc = fr_jr_get(doc, o, "nc") != 0;
+  ei->w = jr_strdup(doc, fr_jr_get(doc, o, "w"));
+  ei->f = jr_strdup(doc, fr_jr_get(doc, o, "f"));
+  ei->name = jr_strdup(doc, fr_jr_get(doc, o, "n"));
+  return 1;
+}
+
+/* EntryInfo of an entry read with jansson. */
+static void entry_info(json_t *o, EntryInfo *ei) {
+  const char *w = json_string_value(json_object_get(o, "w"));
+  const char *f = json_string_value(json_object_get(o, "f"));
+  const char *k = json_string_value(json_object_get(o, "k"));
+  ei->at = (int64_t)json_integer_value(json_object_get(o, "at"));
+  ei->resend = k && strcmp(k, "resend") == 0;
+  ei->nc = json_object_get(o, "nc") != NULL;
+  ei->w = w ? strdup(w) : NULL;
+  ei->f = f ? strdup(f) : NULL;
+}
+
 /* Keeps the audit record of a form reply (store failures are logged; the reply itself is
  * not affected). */
 static void form_record(FrEngine *e, const char *key, const char *wamid, const char *form,
@@ -1097,22 +1153,28 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
   char *pnid = NULL;
   const char *wa = NULL;
   if (split_key(key, &pnid, &wa) != 0) return -1;
-  json_t *o = json_loads(head, 0, NULL);
-  FvHeap *h = fv_heap_new(0);
+  FrJrDoc jd;
   FvEvent ev;
-  memset(&ev, 0, sizeof ev);
-  ev.data = fv_unset();
-  const char *name = NULL;
+  EntryInfo ei;
+  memset(&ei, 0, sizeof ei);
+  int fast = entry_fast(&jd, head, &ev, &ei);
+  json_t *o = fast ? NULL : json_loads(head, 0, NULL);
+  FvHeap *h = fv_heap_new(0);
+  if (!fast) {
+    memset(&ev, 0, sizeof ev);
+    ev.data = fv_unset();
+    if (o) entry_info(o, &ei);
+  }
+  const char *name = ei.name;
   int r = -1;
   if (!h) goto out;
-  int64_t at = (int64_t)json_integer_value(json_object_get(o, "at"));
+  int64_t at = ei.at;
   if (at > 0) fr_metrics_queue_lag((double)(now_ms() - at) / 1000.0);
-  const char *kind = json_string_value(json_object_get(o, "k"));
-  if (kind && strcmp(kind, "resend") == 0) { /* a dead letter replayed: back to the outbox */
+  if (ei.resend) { /* a dead letter replayed: back to the outbox */
     r = resend(e, key, cur, o, nx);
     goto out;
   }
-  if (!o || entry_event(o, h, &ev, &name) != 0) {
+  if (!fast && (!o || entry_event(o, h, &ev, &name) != 0)) {
     json_t *f = log_fields(pnid, wa);
     json_object_set_new(f, "error", json_string("unknown inbox entry"));
     fr_log("inbox_skipped", f);
@@ -1135,11 +1197,11 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
         strtoull(ev.text + strlen(key) + 2, NULL, 10) != fv_session_forms_sent(s))
       why = "an older form: the session waits for a newer one";
     if (s && !why && ev.kind == FV_EV_TEXT && e->nlu && fv_session_waits_for_intent(s) &&
-        !json_object_get(o, "nc")) {
+        !ei.nc) {
       /* the wait has intent clauses: the classifier is asked first (from the outbox); the
        * text comes back through the inbox with the intent it found */
       fv_session_free(s);
-      char *entry = classify_entry(e->nlu, o, ev.text, ev.text_len);
+      char *entry = classify_entry(e->nlu, ei.w, ev.text, ev.text_len);
       json_t *ce = entry ? json_loads(entry, 0, NULL) : NULL;
       free(entry);
       entry = NULL;
@@ -1154,8 +1216,7 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
       /* a form reply's record needs the commit's outcome: committed synchronously */
       r = resume_and_apply(e, key, pnid, wa, prog, s, &ev, head, at, ev.kind != FV_EV_FORM, nx);
       if (ev.kind == FV_EV_FORM && r == 1)
-        form_record(e, key, json_string_value(json_object_get(o, "w")),
-                    json_string_value(json_object_get(o, "f")), ev.text, ev.text_len, ev.data,
+        form_record(e, key, ei.w, ei.f, ev.text, ev.text_len, ev.data,
                     !e->ran ? "ignored" : e->invalid[0] ? "invalid" : "applied",
                     !e->ran ? "the session is not waiting for a form"
                     : e->invalid[0] ? e->invalid : NULL);
@@ -1177,8 +1238,7 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
   ignore_form:
     r = consume(e, key, head, 'k', NULL, 0, cur, nx);
     if (r == 1)
-      form_record(e, key, json_string_value(json_object_get(o, "w")),
-                  json_string_value(json_object_get(o, "f")), ev.text, ev.text_len, ev.data,
+      form_record(e, key, ei.w, ei.f, ev.text, ev.text_len, ev.data,
                   "ignored", why);
     goto out;
   }
@@ -1196,7 +1256,7 @@ static int run_entry(FrEngine *e, const char *key, const Next *cur, Next *nx) {
   if (flow < 0 && ev.kind == FV_EV_TEXT && e->nlu && !bytes) {
     /* free text that starts nothing: the classifier is asked (from the outbox, durable);
      * its intent comes back through the inbox */
-    char *entry = classify_entry(e->nlu, o, ev.text, ev.text_len);
+    char *entry = classify_entry(e->nlu, ei.w, ev.text, ev.text_len);
     r = entry ? consume(e, key, head, 'k', &entry, 1, cur, nx) : -1;
     free(entry);
     goto out;
@@ -1239,6 +1299,10 @@ out:
     fv_heap_free(h);
   }
   json_decref(o);
+  if (fast) fr_jr_free(&jd);
+  free(ei.w);
+  free(ei.f);
+  free(ei.name);
   free(pnid);
   return r;
 }
