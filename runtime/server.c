@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -814,6 +815,10 @@ int fr_serve_main(int argc, char **argv) {
     for (size_t k = 0; k < fr_services_count(sv.svc); k++)
       json_array_append_new(names, json_string(fr_services_name(sv.svc, k)));
     json_object_set_new(f, "services", names);
+    /* mimalloc when the program was linked with it (or it was preloaded): it is then the
+     * malloc of every library too */
+    json_object_set_new(f, "allocator",
+                        json_string(dlsym(RTLD_DEFAULT, "mi_version") ? "mimalloc" : "libc"));
     fr_log("listening", f);
   }
   fr_engine_recover(sv.eng); /* what a crash left in the outboxes */

@@ -98,6 +98,11 @@ done
 [ -n "$PORT" ] || { bad "flowvm did not start"; finish; }
 URL="http://127.0.0.1:$PORT"
 if grep -q '"event":"listening".*"services":\["crm"\]' "$TMP/vm.log"; then ok "services file loaded"; else bad "services file not loaded"; fi
+# the allocator it reports is the one it was linked with (mimalloc, but not under the
+# sanitizers)
+alloc=libc
+if command -v ldd > /dev/null && ldd "$FLOWVM" | grep -q libmimalloc; then alloc=mimalloc; fi
+if grep -q '"event":"listening".*"allocator":"'"$alloc"'"' "$TMP/vm.log"; then ok "allocator: $alloc"; else bad "allocator is not reported as $alloc"; fi
 
 post() { # FILE [SIGNATURE|-]: the HTTP status
   if [ "${2:-}" = "-" ]; then

@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 # graphviz: tests/graph.sh renders flowc graph's DOT; vim: the Vim syntax and indent tests
 PKGS="build-essential cmake pkg-config re2c bison libjansson-dev libcurl4-openssl-dev \
-libhiredis-dev check libevent-dev libssl-dev libedit-dev redis-server lua5.4 clang \
+libhiredis-dev check libevent-dev libssl-dev libedit-dev libmimalloc-dev redis-server lua5.4 clang \
 curl jq openssl python3 graphviz vim"
 # node and npm: the VS Code grammar tests (Debian's, unless the machine has its own)
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
