@@ -25,6 +25,7 @@
 #include "engine.h"
 #include "formrec.h"
 #include "jread.h"
+#include "rtbuf.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -93,9 +94,12 @@ static uint64_t next_random(FrEngine *e) {
 }
 
 static char *session_key(const char *pnid, const char *wa) {
-  size_t n = strlen(pnid) + strlen(wa) + 2;
-  char *k = malloc(n);
-  if (k) snprintf(k, n, "%s:%s", pnid, wa);
+  size_t pl = strlen(pnid), wl = strlen(wa);
+  char *k = malloc(pl + wl + 2);
+  if (!k) return NULL;
+  memcpy(k, pnid, pl);
+  k[pl] = ':';
+  memcpy(k + pl + 1, wa, wl + 1);
   return k;
 }
 
@@ -235,9 +239,21 @@ static int take_prefetch(FrEngine *e, const char *skey, Next *nx) {
 
 static char *send_entry(const char *pnid, const char *wa, const char *body, int64_t at) {
   if (!strpbrk(pnid, "\t\n") && !strpbrk(wa, "\t\n")) {
-    size_t n = strlen(pnid) + strlen(wa) + strlen(body) + 48;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, SEND_TAG "%lld\t%s\t%s\t%s", (long long)at, pnid, wa, body);
+    size_t pl = strlen(pnid), wl = strlen(wa), bl = strlen(body);
+    char *s = malloc(5 + 21 + pl + wl + bl + 4);
+    if (!s) return NULL;
+    char *p = s;
+    memcpy(p, SEND_TAG, 5);
+    p += 5;
+    p += fr_fmt_i64(p, 21, at);
+    *p++ = '\t';
+    memcpy(p, pnid, pl);
+    p += pl;
+    *p++ = '\t';
+    memcpy(p, wa, wl);
+    p += wl;
+    *p++ = '\t';
+    memcpy(p, body, bl + 1);
     return s;
   }
   json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I}", "k", "send", "pnid", pnid, "to", wa, "body",

@@ -48,3 +48,18 @@ void fr_buf_putf(FrBuf *b, const char *fmt, ...) {
   fr_buf_put(b, big, (size_t)n);
   free(big);
 }
+
+size_t fr_fmt_i64(char *out, size_t cap, int64_t v) {
+  char t[24];
+  size_t n = 0;
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do {
+    t[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) t[n++] = '-';
+  if (n + 1 > cap) n = cap ? cap - 1 : 0;
+  for (size_t i = 0; i < n; i++) out[i] = t[n - 1 - i];
+  if (cap) out[n] = '\0';
+  return n;
+}

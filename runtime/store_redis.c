@@ -30,6 +30,7 @@
 
 #include "log.h"
 #include "redis_ev.h"
+#include "rtbuf.h"
 #include "store.h"
 
 #define TIMERS_KEY "flowvm:timers"
@@ -308,18 +309,6 @@ static redisReply *redis_cmd(RedisStore *s, const char *what, int argc, const ch
   return checked(s, what, redisCommandArgv(s->c, argc, argv, ls));
 }
 
-/* Writes v in decimal at p; returns the number of digits. */
-static size_t put_uint(char *p, size_t v) {
-  char t[24];
-  size_t n = 0;
-  do {
-    t[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  for (size_t i = 0; i < n; i++) p[i] = t[n - 1 - i];
-  return n;
-}
-
 /* The RESP form of the command argv (lens: its lengths): malloc'd, its length in *outlen;
  * NULL when out of memory. What hiredis's redisFormatCommandArgv writes, in one pass and
  * one allocation (hiredis builds it with a formatted append per argument). */
@@ -330,12 +319,12 @@ static char *resp_format(int argc, const char **argv, const size_t *lens, size_t
   if (!b) return NULL;
   char *p = b;
   *p++ = '*';
-  p += put_uint(p, (size_t)argc);
+  p += fr_fmt_i64(p, 21, argc);
   *p++ = '\r';
   *p++ = '\n';
   for (int i = 0; i < argc; i++) {
     *p++ = '$';
-    p += put_uint(p, lens[i]);
+    p += fr_fmt_i64(p, 21, (int64_t)lens[i]);
     *p++ = '\r';
     *p++ = '\n';
     memcpy(p, argv[i], lens[i]);
@@ -359,7 +348,7 @@ static int script_argv(RedisStore *s, int which, int nkeys, int n, const char **
     free(lens);
     return -1;
   }
-  snprintf(nk, 16, "%d", nkeys);
+  fr_fmt_i64(nk, 16, nkeys);
   argv[0] = "EVALSHA";
   argv[1] = s->sha[which];
   argv[2] = nk;
@@ -492,8 +481,8 @@ static int lease_args(LeaseArgs *a, const char *skey, const char *owner, int64_t
   a->k[0] = key_of(skey, "inbox");
   a->k[1] = key_of(skey, "lease");
   a->k[2] = key_of(skey, "outbox");
-  snprintf(a->lease, sizeof a->lease, "%lld", (long long)lease_ms);
-  snprintf(a->now, sizeof a->now, "%lld", (long long)now_ms);
+  fr_fmt_i64(a->lease, sizeof a->lease, lease_ms);
+  fr_fmt_i64(a->now, sizeof a->now, now_ms);
   const char *kv[8] = {a->k[0], a->k[1], READY_KEY, a->k[2], owner, a->lease, a->now, skey};
   memcpy(a->kv, kv, sizeof kv);
   return a->k[0] && a->k[1] && a->k[2] ? 0 : -1;
@@ -518,7 +507,7 @@ static int enq_args(EnqArgs *q, const char *skey, const char *wamid, const char 
   q->mk = wamid ? msg_key(skey, wamid) : key_of(skey, "msg:");
   q->sk = key_of(skey, "session");
   q->ttl[0] = 0;
-  if (wamid) snprintf(q->ttl, sizeof q->ttl, "%lld", (long long)(FR_DEDUP_TTL_MS / 1000));
+  if (wamid) fr_fmt_i64(q->ttl, sizeof q->ttl, FR_DEDUP_TTL_MS / 1000);
   int rc = lease_args(&q->a, skey, owner, now_ms, lease_ms);
   const char *kv[13] = {q->a.kv[0], q->a.kv[1], q->a.kv[2], q->a.kv[3], q->mk,
                         q->sk,      q->a.kv[4], q->a.kv[5], q->a.kv[6], q->a.kv[7],
@@ -788,8 +777,8 @@ static int r_renew(FrStore *st, char *const *skeys, size_t n, const char *owner,
   const char **kv = calloc(nargs, sizeof *kv);
   char **own = calloc(2 * n, sizeof *own);
   char ls[24], ns[24];
-  snprintf(ls, sizeof ls, "%lld", (long long)lease_ms);
-  snprintf(ns, sizeof ns, "%lld", (long long)now_ms);
+  fr_fmt_i64(ls, sizeof ls, lease_ms);
+  fr_fmt_i64(ns, sizeof ns, now_ms);
   int rc = -1;
   if (kv && own) {
     int ok = 1;
@@ -821,8 +810,8 @@ static int r_renew(FrStore *st, char *const *skeys, size_t n, const char *owner,
 
 static int r_ready(FrStore *st, int64_t now_ms, size_t max, char ***keys, size_t *n) {
   char now[32], cnt[32];
-  snprintf(now, sizeof now, "%lld", (long long)now_ms);
-  snprintf(cnt, sizeof cnt, "%zu", max);
+  fr_fmt_i64(now, sizeof now, now_ms);
+  fr_fmt_i64(cnt, sizeof cnt, (int64_t)max);
   const char *argv[7] = {"ZRANGEBYSCORE", READY_KEY, "-inf", now, "LIMIT", "0", cnt};
   redisReply *r = redis_cmd((RedisStore *)st, "ready", 7, argv, NULL);
   if (!r) return -1;
@@ -870,17 +859,19 @@ static int commit_args(CommitArgs *a, const FrCommit *c, int64_t now_ms) {
     goto fail;
   size_t sl = 0;
   if (c->op == 's') {
-    char head[16];
-    int hl = snprintf(head, sizeof head, "%d\n", c->prog);
-    sl = (size_t)hl + c->len;
+    char head[24];
+    fr_fmt_i64(head, sizeof head - 1, c->prog);
+    size_t hl = strlen(head);
+    head[hl++] = '\n';
+    sl = hl + c->len;
     a->state = malloc(sl);
     if (!a->state) goto fail;
-    memcpy(a->state, head, (size_t)hl);
+    memcpy(a->state, head, hl);
     if (c->len) memcpy(a->state + hl, c->state, c->len);
   }
-  snprintf(a->nops, sizeof a->nops, "%zu", c->nops);
-  snprintf(a->ls, sizeof a->ls, "%lld", (long long)c->lease_ms);
-  snprintf(a->ns, sizeof a->ns, "%lld", (long long)now_ms);
+  fr_fmt_i64(a->nops, sizeof a->nops, (int64_t)c->nops);
+  fr_fmt_i64(a->ls, sizeof a->ls, c->lease_ms);
+  fr_fmt_i64(a->ns, sizeof a->ns, now_ms);
   a->op[0] = c->op ? c->op : 'k';
   size_t k = 0;
   const char **argv = a->argv;
@@ -899,8 +890,8 @@ static int commit_args(CommitArgs *a, const FrCommit *c, int64_t now_ms) {
   argv[k++] = c->keep_lease ? "1" : "0";
   for (size_t i = 0; i < c->nops; i++) {
     char *id = a->nums + 48 * i, *due = id + 24;
-    snprintf(id, 24, "%u", (unsigned)c->ops[i].id);
-    snprintf(due, 24, "%lld", (long long)c->ops[i].due_ms);
+    fr_fmt_i64(id, 24, c->ops[i].id);
+    fr_fmt_i64(due, 24, c->ops[i].due_ms);
     argv[k++] = c->ops[i].op == 's' ? "s" : "c";
     argv[k++] = id;
     argv[k++] = due;
@@ -1113,7 +1104,7 @@ static int r_list_range(FrStore *st, FrList l, size_t max, char ***entries, size
   *n = 0;
   if (!max) return 0;
   char last[32];
-  snprintf(last, sizeof last, "%zu", max - 1);
+  fr_fmt_i64(last, sizeof last, (int64_t)max - 1);
   const char *argv[4] = {"LRANGE", LIST_KEYS[l], "0", last};
   redisReply *r = redis_cmd((RedisStore *)st, "list_range", 4, argv, NULL);
   if (!r) return -1;
@@ -1151,8 +1142,8 @@ static int r_due(FrStore *st, int64_t now_ms, size_t max, FrDue **due, size_t *n
   *due = NULL;
   *n = 0;
   char now[32], cnt[32];
-  snprintf(now, sizeof now, "%lld", (long long)now_ms);
-  snprintf(cnt, sizeof cnt, "%zu", max);
+  fr_fmt_i64(now, sizeof now, now_ms);
+  fr_fmt_i64(cnt, sizeof cnt, (int64_t)max);
   const char *argv[7] = {"ZRANGEBYSCORE", TIMERS_KEY, "-inf", now, "LIMIT", "0", cnt};
   redisReply *r = redis_cmd(s, "due", 7, argv, NULL);
   if (!r) return -1;
