@@ -47,10 +47,10 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "jread.h"
 #include "signature.h"
 
 #define STEPS 4
@@ -566,26 +566,38 @@ static void json_quote(const char *s, char *out, size_t cap) {
   out[o] = 0;
 }
 
-/* A send from the bot (j: its body, parsed; consumed): matched to its user and step. */
-static void handle_send(json_t *j, const char *wamid) {
-  const char *to = json_string_value(json_object_get(j, "to"));
-  const char *type = json_string_value(json_object_get(j, "type"));
+/* The string v of d copied into buf (cap bytes, NUL-terminated), or NULL when v is not a
+ * string or does not fit. */
+static const char *jstr(const FrJrDoc *d, FrJrVal v, char *buf, size_t cap) {
+  size_t n;
+  const char *p = fr_jr_str(d, v, &n);
+  if (!p || n >= cap) return NULL;
+  memcpy(buf, p, n);
+  buf[n] = 0;
+  return buf;
+}
+
+/* A send from the bot (d: its body, parsed): matched to its user and step. */
+static void handle_send(const FrJrDoc *d, const char *wamid) {
+  char tob[64], typeb[32], textb[512];
+  FrJrVal j = FR_JR_ROOT;
+  const char *to = jstr(d, fr_jr_get(d, j, "to"), tob, sizeof tob);
+  const char *type = jstr(d, fr_jr_get(d, j, "type"), typeb, sizeof typeb);
   long long wa = to ? atoll(to) : 0;
   int u = (int)(wa - WA_BASE);
-  if (!j || !to || !type || u < 0 || u >= opt.users) {
+  if (!to || !type || u < 0 || u >= opt.users) {
     st.unexpected++;
-    json_decref(j);
     return;
   }
   User *us = &users[u];
   const char *text = NULL;
-  json_t *buttons = NULL;
+  FrJrVal buttons = 0;
   if (strcmp(type, "interactive") == 0) {
-    json_t *in = json_object_get(j, "interactive");
-    text = json_string_value(json_object_get(json_object_get(in, "body"), "text"));
-    buttons = json_object_get(json_object_get(in, "action"), "buttons");
+    FrJrVal in = fr_jr_get(d, j, "interactive");
+    text = jstr(d, fr_jr_get(d, fr_jr_get(d, in, "body"), "text"), textb, sizeof textb);
+    buttons = fr_jr_get(d, fr_jr_get(d, in, "action"), "buttons");
   } else if (strcmp(type, "text") == 0) {
-    text = json_string_value(json_object_get(json_object_get(j, "text"), "body"));
+    text = jstr(d, fr_jr_get(d, fr_jr_get(d, j, "text"), "body"), textb, sizeof textb);
   }
   int step = -1;
   for (int s = 0; text && s < STEPS; s++)
@@ -595,18 +607,18 @@ static void handle_send(json_t *j, const char *wamid) {
     /* a reply again, or out of order: its message had its reply already */
     if (step >= 0 && (us->done || k < 0 || step < k || (step == k && us->got))) st.dup++;
     else st.unexpected++;
-    json_decref(j);
     return;
   }
   double lat = now_us() - us->t_post;
   int ok = 1;
   if (step < STEPS - 1) { /* the tap: size by user and round, colour likewise, Confirm */
-    size_t nb = json_array_size(buttons);
+    size_t nb = fr_jr_is_array(d, buttons) ? fr_jr_len(d, buttons) : 0;
     size_t pick = step == 0 ? (size_t)(u + us->round) % 3
                 : step == 1 ? (size_t)(u / 3 + us->round) % 3 : 0;
-    json_t *reply = json_object_get(json_array_get(buttons, pick), "reply");
-    const char *id = json_string_value(json_object_get(reply, "id"));
-    const char *title = json_string_value(json_object_get(reply, "title"));
+    FrJrVal reply = fr_jr_get(d, fr_jr_at(d, buttons, pick), "reply");
+    char idb[256], titleb[64];
+    const char *id = jstr(d, fr_jr_get(d, reply, "id"), idb, sizeof idb);
+    const char *title = jstr(d, fr_jr_get(d, reply, "title"), titleb, sizeof titleb);
     ok = nb == (step == 2 ? 2u : 3u) && id && title && strlen(title) < sizeof us->size;
     if (ok && step == 2) ok = strcmp(title, "Confirm") == 0;
     if (ok) {
@@ -621,7 +633,6 @@ static void handle_send(json_t *j, const char *wamid) {
     snprintf(want, sizeof want, "Order placed: a %s %s shirt. Thank you!", us->size, us->colour);
     ok = strcmp(type, "text") == 0 && strcmp(text, want) == 0;
   }
-  json_decref(j);
   if (!ok) {
     st.wrong++;
     fail_user(us, "reply %d is not what was expected", step);
@@ -670,15 +681,22 @@ static void server_event(Conn *c, uint32_t events) {
     char ans[512], resp[1024], wamid[64];
     snprintf(wamid, sizeof wamid, "wamid.api.%lu", ++api_seq);
     if (h.is_post && strstr(h.path, "/messages")) {
-      json_t *j = json_loadb(body, bl, 0, NULL); /* once: handle_send reads it too */
-      const char *to = json_string_value(json_object_get(j, "to"));
-      char q[64];
-      json_quote(to, q, sizeof q);
+      FrJrDoc d; /* read once: handle_send reads it too */
+      FrJrError je;
+      int parsed = fr_jr_parse(&d, body, bl, 0, 64, &je) == 0;
+      char tob[64], q[160];
+      json_quote(parsed ? jstr(&d, fr_jr_get(&d, FR_JR_ROOT, "to"), tob, sizeof tob) : NULL, q,
+                 sizeof q);
       snprintf(ans, sizeof ans,
                "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":%s,\"wa_id\":%s}],"
                "\"messages\":[{\"id\":\"%s\"}]}",
                q, q, wamid);
-      handle_send(j, wamid);
+      if (parsed) {
+        handle_send(&d, wamid);
+        fr_jr_free(&d);
+      } else {
+        st.unexpected++;
+      }
     } else { /* e.g. a profile look-up at start */
       st.api_other++;
       snprintf(ans, sizeof ans,
