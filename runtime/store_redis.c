@@ -39,11 +39,13 @@
 
 
 /* The lease step shared by enqueue, fire and claim. KEYS: 1 inbox, 2 lease, 3 ready, 4
- * outbox; ARGV: 1 owner, 2 lease ms, 3 now ms, 4 skey. With work (known: the caller just
- * queued some) and the lease free (or the owner's): takes it and returns 2; held by another: the session is looked at again
- * when that lease would expire; returns 0. */
+ * outbox; ARGV: 1 owner, 2 lease ms, 3 now ms, 4 skey; due: now + lease ms as text (the
+ * caller's last argument: a score Lua would otherwise format with printf). With work
+ * (known: the caller just queued some) and the lease free (or the owner's): takes it and
+ * returns 2; held by another: the session is looked at again when that lease would expire;
+ * returns 0. */
 #define LEASE_TAKE_LUA                                                                     \
-  "local function take(known)\n"                                                           \
+  "local function take(known, due)\n"                                                      \
   "  if not known and redis.call('LLEN', KEYS[1]) == 0 and\n"                              \
   "     redis.call('LLEN', KEYS[4]) == 0 then\n"                                           \
   "    return 0\n"                                                                         \
@@ -56,13 +58,13 @@
   "    return 0\n"                                                                         \
   "  end\n"                                                                                \
   "  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])\n"                                 \
-  "  redis.call('ZADD', KEYS[3], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[4])\n"        \
+  "  redis.call('ZADD', KEYS[3], due, ARGV[4])\n"                                         \
   "  return 2\n"                                                                           \
   "end\n"
 
 /* KEYS 5: the dedup marker, 6: the session. ARGV 5: its TTL in s ('' = none), 6: the
  * entry, 7: '1' to be given, with the lease, the inbox's oldest entry and the state (what
- * NEXT_LUA would answer). Returns the FR_ENQ_ bits; with the lease and ARGV 7, {bits,
+ * NEXT_LUA would answer), 8: due. Returns the FR_ENQ_ bits; with the lease and ARGV 7, {bits,
  * oldest entry ('' = none), state ('' = none)}. */
 static const char ENQUEUE_LUA[] = LEASE_TAKE_LUA
     "local r, len = 0, 0\n"
@@ -71,22 +73,22 @@ static const char ENQUEUE_LUA[] = LEASE_TAKE_LUA
     "else\n"
     "  len = redis.call('RPUSH', KEYS[1], ARGV[6])\n"
     "end\n"
-    "r = r + take(r == 0)\n"
+    "r = r + take(r == 0, ARGV[8])\n"
     "if r >= 2 and ARGV[7] == '1' then\n"
     "  local head = len == 1 and ARGV[6] or redis.call('LINDEX', KEYS[1], 0) or ''\n"
     "  return {r, head, redis.call('GET', KEYS[6]) or ''}\n"
     "end\n"
     "return r\n";
 
-/* KEYS 5: all timers, 6: the session's timers. ARGV 5: the member, 6: the id, 7: entry. */
+/* KEYS 5: all timers, 6: the session's timers. ARGV 5: the member, 6: the id, 7: entry, 8: due. */
 static const char FIRE_LUA[] = LEASE_TAKE_LUA
     "if redis.call('ZREM', KEYS[5], ARGV[5]) == 0 then return 4 end\n"
     "redis.call('HDEL', KEYS[6], ARGV[6])\n"
     "redis.call('RPUSH', KEYS[1], ARGV[7])\n"
-    "return take(true)\n";
+    "return take(true, ARGV[8])\n";
 
 static const char CLAIM_LUA[] = LEASE_TAKE_LUA
-    "if take(false) == 2 then return 1 end\n"
+    "if take(false, ARGV[5]) == 2 then return 1 end\n"
     "if redis.call('LLEN', KEYS[1]) == 0 and redis.call('LLEN', KEYS[4]) == 0 then\n"
     "  redis.call('ZREM', KEYS[3], ARGV[4])\n"
     "end\n"
@@ -471,7 +473,7 @@ static int r_load(FrStore *st, const char *skey, uint8_t **bytes, size_t *len, i
  * lease, ready, outbox (k[0..2] malloc'd), kv[4..7] owner, lease ms, now ms, skey. */
 typedef struct {
   char *k[3];
-  char lease[24], now[24];
+  char lease[24], now[24], due[24];
   const char *kv[16];
 } LeaseArgs;
 
@@ -483,7 +485,10 @@ static int lease_args(LeaseArgs *a, const char *skey, const char *owner, int64_t
   a->k[2] = key_of(skey, "outbox");
   fr_fmt_i64(a->lease, sizeof a->lease, lease_ms);
   fr_fmt_i64(a->now, sizeof a->now, now_ms);
-  const char *kv[8] = {a->k[0], a->k[1], READY_KEY, a->k[2], owner, a->lease, a->now, skey};
+  fr_fmt_i64(a->due, sizeof a->due, now_ms + lease_ms); /* the ready score, as text: Lua would
+                                                           format a number with printf */
+  const char *kv[9] = {a->k[0], a->k[1], READY_KEY, a->k[2], owner, a->lease, a->now, skey,
+                       a->due};
   memcpy(a->kv, kv, sizeof kv);
   return a->k[0] && a->k[1] && a->k[2] ? 0 : -1;
 }
@@ -499,7 +504,7 @@ typedef struct {
   LeaseArgs a;
   char *mk, *sk;
   char ttl[32];
-  const char *kv[13];
+  const char *kv[14];
 } EnqArgs;
 
 static int enq_args(EnqArgs *q, const char *skey, const char *wamid, const char *entry,
@@ -509,9 +514,9 @@ static int enq_args(EnqArgs *q, const char *skey, const char *wamid, const char 
   q->ttl[0] = 0;
   if (wamid) fr_fmt_i64(q->ttl, sizeof q->ttl, FR_DEDUP_TTL_MS / 1000);
   int rc = lease_args(&q->a, skey, owner, now_ms, lease_ms);
-  const char *kv[13] = {q->a.kv[0], q->a.kv[1], q->a.kv[2], q->a.kv[3], q->mk,
+  const char *kv[14] = {q->a.kv[0], q->a.kv[1], q->a.kv[2], q->a.kv[3], q->mk,
                         q->sk,      q->a.kv[4], q->a.kv[5], q->a.kv[6], q->a.kv[7],
-                        q->ttl,     entry,      prefetch ? "1" : "0"};
+                        q->ttl,     entry,      prefetch ? "1" : "0", q->a.kv[8]};
   memcpy(q->kv, kv, sizeof kv);
   return rc == 0 && q->mk && q->sk ? 0 : -1;
 }
@@ -528,7 +533,7 @@ static int r_enqueue(FrStore *st, const char *skey, const char *wamid, const cha
   EnqArgs q;
   long long r = -1;
   if (enq_args(&q, skey, wamid, entry, owner, now_ms, lease_ms, 0) == 0)
-    r = script_int(rscript(s, S_ENQUEUE, "enqueue", 6, 13, q.kv, NULL));
+    r = script_int(rscript(s, S_ENQUEUE, "enqueue", 6, 14, q.kv, NULL));
   enq_args_free(&q);
   return r < -1 ? -1 : (int)r;
 }
@@ -687,7 +692,7 @@ static int r_enqueue_async(FrStore *st, const char *skey, const char *wamid, con
     *q = (AsyncEnq){done, arg, strdup(skey), wamid ? strdup(wamid) : NULL, strdup(entry),
                     strdup(owner), now_ms, lease_ms};
     if (q->skey && (!wamid || q->wamid) && q->entry && q->owner)
-      rc = async_script(s, S_ENQUEUE, "enqueue", 6, 13, ea.kv, NULL, on_enqueued, q);
+      rc = async_script(s, S_ENQUEUE, "enqueue", 6, 14, ea.kv, NULL, on_enqueued, q);
   }
   if (q) enq_args_free(&ea);
   if (rc != 0 && q) async_enq_free(q);
@@ -709,9 +714,9 @@ static int r_fire(FrStore *st, const char *skey, uint32_t id, const char *entry,
   long long r = -1;
   if (lease_args(&a, skey, owner, now_ms, lease_ms) == 0 && hk && member) {
     snprintf(member, ml, "%s|%u", skey, (unsigned)id);
-    const char *kv[13] = {a.kv[0], a.kv[1], a.kv[2], a.kv[3], TIMERS_KEY, hk,   a.kv[4],
-                          a.kv[5], a.kv[6], a.kv[7], member,  ids,        entry};
-    r = script_int(rscript(s, S_FIRE, "fire", 6, 13, kv, NULL));
+    const char *kv[14] = {a.kv[0], a.kv[1], a.kv[2], a.kv[3], TIMERS_KEY, hk,      a.kv[4],
+                          a.kv[5], a.kv[6], a.kv[7], member,  ids,        entry,   a.kv[8]};
+    r = script_int(rscript(s, S_FIRE, "fire", 6, 14, kv, NULL));
   }
   lease_args_free(&a);
   free(hk);
@@ -725,7 +730,7 @@ static int lease_script(FrStore *st, int which, const char *what, const char *sk
   LeaseArgs a;
   long long r = -1;
   if (lease_args(&a, skey, owner, now_ms, lease_ms) == 0)
-    r = script_int(rscript((RedisStore *)st, which, what, 4, 8, a.kv, NULL));
+    r = script_int(rscript((RedisStore *)st, which, what, 4, 9, a.kv, NULL));
   lease_args_free(&a);
   return r < -2 ? -1 : (int)r;
 }
