@@ -424,7 +424,8 @@ struct FrSender {
   Req *head, *tail;    /* every request not yet completed, oldest first */
   size_t pending, inflight;
   FrSendDone *done, *done_tail;
-  int notify_fd;
+  FrNotifyFn notify;
+  void *notify_arg;
   char *base;
   char *auth; /* "Authorization: Bearer TOKEN" */
   FrSendConfig cfg;
@@ -522,7 +523,7 @@ static void log_outcome(const char *what, const Req *q, const FrSendOutcome *o) 
 }
 
 /* A finished request leaves the queue and, with a ref, becomes a completion for the
- * engine (a byte on the notify fd tells it). */
+ * engine (the notify callback tells it). */
 static void complete(FrSender *s, Req *q, int ok, const FrSendOutcome *o) {
   unlink_req(s, q);
   fr_metrics_send("cloudapi", ok ? "sent" : "failed");
@@ -548,10 +549,7 @@ static void complete(FrSender *s, Req *q, int ok, const FrSendOutcome *o) {
   if (s->done_tail) s->done_tail->next = d;
   else s->done = d;
   s->done_tail = d;
-  if (first && s->notify_fd >= 0) {
-    ssize_t w = write(s->notify_fd, "x", 1);
-    (void)w; /* a full pipe already wakes the reader */
-  }
+  if (first && s->notify) s->notify(s->notify_arg);
 }
 
 /* Applies an attempt's outcome: retry later (the request keeps its place), or complete. */
@@ -684,7 +682,6 @@ FrSender *fr_sender_new_config(struct event_base *base, const char *api_base,
                                const char *access_token, const FrSendConfig *cfg) {
   FrSender *s = calloc(1, sizeof *s);
   if (!s) return NULL;
-  s->notify_fd = -1;
   s->cfg = *cfg;
   if (s->cfg.concurrency < 1) s->cfg.concurrency = 1;
   fr_breaker_init(&s->breaker, cfg->breaker_threshold, cfg->breaker_cooldown_ms);
@@ -715,7 +712,10 @@ FrSender *fr_sender_new(struct event_base *base, const char *api_base,
   return fr_sender_new_config(base, api_base, access_token, &cfg);
 }
 
-void fr_sender_set_notify(FrSender *s, int fd) { s->notify_fd = fd; }
+void fr_sender_set_notify(FrSender *s, FrNotifyFn fn, void *arg) {
+  s->notify = fn;
+  s->notify_arg = arg;
+}
 
 int fr_sender_submit(FrSender *s, const char *phone_number_id, const char *to,
                      const char *body, const char *ref) {

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "flowvm.h"
+#include "httpc.h"
 #include "send_policy.h"
 
 /* The JSON body for one SEND effect to the user `to`. Returns a malloc'd string, or NULL
@@ -71,9 +72,9 @@ int fr_sender_submit(FrSender *s, const char *phone_number_id, const char *to,
                      const char *body, const char *ref);
 int fr_sender_send(FrSender *s, const char *phone_number_id, const char *to,
                    const char *body);
-/* A byte is written to fd (non-blocking, e.g. a pipe) when a completion arrives while none
- * is waiting to be taken (fr_sender_take_done). */
-void fr_sender_set_notify(FrSender *s, int fd);
+/* fn(arg) is called, on the loop's thread, when a completion arrives while none is waiting
+ * to be taken (fr_sender_take_done): once per batch. NULL: nobody is told. */
+void fr_sender_set_notify(FrSender *s, FrNotifyFn fn, void *arg);
 /* The completions so far, oldest first (free with fr_sender_done_free). */
 FrSendDone *fr_sender_take_done(FrSender *s);
 void fr_sender_done_free(FrSendDone *d);

@@ -12,8 +12,6 @@
  * and remember.
  */
 #define _DEFAULT_SOURCE
-#include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,8 +62,7 @@ struct FrEngine {
   char **runq;         /* sessions to run (their lease held), oldest first */
   size_t nrun, caprun;
   FrMap *inflight;     /* session key -> its outbox entry being sent */
-  int pipefd[2];       /* the sender writes a byte per completion */
-  struct event *wake;  /* on pipefd[0] */
+  struct event *wake;  /* made active by the sender and the services: completions wait */
   FrSendDone *later;   /* completions whose store update failed: applied again */
   FrSvcDone *svc_later; /* action completions whose store update failed */
   Intake *intakes;     /* webhook batches waiting for the store's answers */
@@ -642,12 +639,17 @@ static void apply_svc_completions(FrEngine *e) {
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg) {
+  (void)fd;
   (void)what;
-  char buf[256];
-  while (read(fd, buf, sizeof buf) > 0) {
-  }
   apply_completions(arg);
   apply_svc_completions(arg);
+}
+
+/* The sender's and the services' notification: on_wake runs from the loop (no pipe: they
+ * run on the loop's thread). */
+static void wake_up(void *arg) {
+  FrEngine *e = arg;
+  if (e->wake) event_active(e->wake, EV_READ, 0);
 }
 
 /* ---- effects ---- */
@@ -1838,20 +1840,15 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
   const char *lm = getenv("FLOWVM_LEASE_MS");
   e->lease_ms = lm && atoll(lm) >= 300 ? atoll(lm) : DEFAULT_LEASE_MS;
   e->rng = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
-  e->pipefd[0] = e->pipefd[1] = -1;
   e->inflight = fr_map_new();
   e->owned = fr_map_new();
   e->queued = fr_map_new();
   e->busy = fr_map_new();
-  if (!e->inflight || !e->owned || !e->queued || !e->busy || pipe(e->pipefd) != 0) {
+  if (!e->inflight || !e->owned || !e->queued || !e->busy) {
     fr_engine_free(e);
     return NULL;
   }
-  for (int i = 0; i < 2; i++) {
-    fcntl(e->pipefd[i], F_SETFL, fcntl(e->pipefd[i], F_GETFL) | O_NONBLOCK);
-    fcntl(e->pipefd[i], F_SETFD, FD_CLOEXEC);
-  }
-  e->wake = event_new(base, e->pipefd[0], EV_READ | EV_PERSIST, on_wake, e);
+  e->wake = event_new(base, -1, 0, on_wake, e);
   e->poll = event_new(base, -1, EV_PERSIST, on_poll, e);
   e->sweep = event_new(base, -1, EV_PERSIST, on_sweep, e);
   e->kick = event_new(base, -1, 0, on_kick, e);
@@ -1862,9 +1859,8 @@ FrEngine *fr_engine_new(struct event_base *base, FvProgram *const *progs, int n,
   struct timeval hour = {3600, 0}, poll = {0, POLL_MS * 1000};
   event_add(e->sweep, &hour);
   event_add(e->poll, &poll);
-  event_add(e->wake, NULL);
-  fr_sender_set_notify(sender, e->pipefd[1]);
-  if (svc) fr_services_set_notify(svc, e->pipefd[1]);
+  fr_sender_set_notify(sender, wake_up, e);
+  if (svc) fr_services_set_notify(svc, wake_up, e);
   return e;
 }
 
@@ -1879,13 +1875,11 @@ void fr_engine_free(FrEngine *e) {
     int64_t end = now_ms() + STOP_GRACE_MS;
     while ((fr_sender_pending(e->sender) > 0 || (e->svc && fr_services_pending(e->svc) > 0)) &&
            now_ms() < end) {
-      struct pollfd pf = {e->pipefd[0], POLLIN, 0};
-      poll(&pf, 1, 100);
-      on_wake(e->pipefd[0], 0, e);
+      on_wake(-1, 0, e); /* the pending calls above drove the requests for a while */
     }
-    on_wake(e->pipefd[0], 0, e);
-    fr_sender_set_notify(e->sender, -1);
-    if (e->svc) fr_services_set_notify(e->svc, -1);
+    on_wake(-1, 0, e);
+    fr_sender_set_notify(e->sender, NULL, NULL);
+    if (e->svc) fr_services_set_notify(e->svc, NULL, NULL);
     event_free(e->wake);
   }
   fr_sender_done_free(e->later);
@@ -1896,8 +1890,6 @@ void fr_engine_free(FrEngine *e) {
   if (e->busy) fr_map_free(e->busy);
   for (size_t i = 0; i < e->nrun; i++) free(e->runq[i]);
   free(e->runq);
-  for (int i = 0; i < 2; i++)
-    if (e->pipefd[i] >= 0) close(e->pipefd[i]);
   if (e->poll) event_free(e->poll);
   if (e->sweep) event_free(e->sweep);
   if (e->kick) event_free(e->kick);

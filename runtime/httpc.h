@@ -44,6 +44,10 @@ typedef struct {
 
 typedef void (*FrHttpDone)(const FrHttpResult *r, void *arg);
 
+/* How the clients built on this one (the Cloud API sender, the action services) tell their
+ * owner that completions are waiting: fn(arg), on the loop's thread. */
+typedef void (*FrNotifyFn)(void *arg);
+
 /* A client on base. NULL when libcurl or libevent could not be set up. The process must
  * have called curl_global_init (server.c does; tests too). */
 FrHttpc *fr_httpc_new(struct event_base *base);

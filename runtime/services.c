@@ -61,7 +61,8 @@ struct FrServices {
   Call *calls;
   size_t ncalls;
   FrSvcDone *done, *done_tail;
-  int notify_fd;
+  FrNotifyFn notify;
+  void *notify_arg;
   uint64_t rng;
   uint64_t queue_seq;
 };
@@ -272,7 +273,6 @@ FrServices *fr_services_load(struct event_base *base, const char *path, char *er
   json_decref(root);
   if (!bad) {
     s->base = base;
-    s->notify_fd = -1;
     s->rng = (uint64_t)mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
     if (!(s->http = fr_httpc_new(base))) bad = fail_at(err, errlen, path, "could not start the HTTP client");
   }
@@ -348,10 +348,7 @@ static void finish(Call *c, long http, char *result, const char *error, int tran
     if (s->done_tail) s->done_tail->next = d;
     else s->done = d;
     s->done_tail = d;
-    if (first && s->notify_fd >= 0) {
-      ssize_t w = write(s->notify_fd, "s", 1);
-      (void)w; /* a full pipe already wakes the reader */
-    }
+    if (first && s->notify) s->notify(s->notify_arg);
   } else {
     free(result); /* out of memory: the completion is lost (logged above) */
   }
@@ -566,7 +563,10 @@ int fr_services_call(FrServices *s, const char *action, const char *key,
   return 0;
 }
 
-void fr_services_set_notify(FrServices *s, int fd) { s->notify_fd = fd; }
+void fr_services_set_notify(FrServices *s, FrNotifyFn fn, void *arg) {
+  s->notify = fn;
+  s->notify_arg = arg;
+}
 
 FrSvcDone *fr_services_take_done(FrServices *s) {
   FrSvcDone *d = s->done;

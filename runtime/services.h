@@ -6,7 +6,7 @@
  * through the event loop's HTTP client (httpc.h), retried with backoff and full jitter on
  * network errors, timeouts, 408, 429 and 5xx, failed at once by a 4xx or while the
  * service's breaker is open. Each call reports one completion (fr_services_take_done),
- * with a byte on the notify fd, like the sender (cloudapi.h).
+ * announced through a notify callback, like the sender (cloudapi.h).
  *
  * Turning FV_FX_ACTION effects into calls and completions into FV_EV_ACTION_OK/_ERROR
  * events is the engine's part: the argument record goes in as fv_value_to_json text, a
@@ -19,6 +19,8 @@
 #include <stddef.h>
 
 #include <event2/event.h>
+
+#include "httpc.h"
 
 typedef struct FrServices FrServices;
 
@@ -51,9 +53,9 @@ const char *fr_services_name(const FrServices *s, size_t i);
  * of memory (nothing will be reported). */
 int fr_services_call(FrServices *s, const char *action, const char *key,
                      const char *args_json, const char *ref);
-/* A byte is written to fd (non-blocking, e.g. a pipe) when a completion arrives while none
- * is waiting to be taken (fr_services_take_done); -1: none. */
-void fr_services_set_notify(FrServices *s, int fd);
+/* fn(arg) is called, on the loop's thread, when a completion arrives while none is waiting
+ * to be taken (fr_services_take_done): once per batch. NULL: nobody is told. */
+void fr_services_set_notify(FrServices *s, FrNotifyFn fn, void *arg);
 /* The completions so far, oldest first (free with fr_svc_done_free). */
 FrSvcDone *fr_services_take_done(FrServices *s);
 void fr_svc_done_free(FrSvcDone *d);
