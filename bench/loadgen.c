@@ -196,38 +196,100 @@ static void sign(const char *body, size_t n, char out[65]) {
 
 static unsigned long run_id;
 
-/* Writes the HTTP request of user u's next message into buf; returns its length. */
+/* A text being put together in a fixed buffer, without printf (a webhook is built for
+ * every message: the load generator must cost little beside the bot). Writes past the
+ * end are dropped and counted as a cut. */
+typedef struct {
+  char *p, *end;
+  int cut;
+} Out;
+
+static void put(Out *o, const char *s, size_t n) {
+  if ((size_t)(o->end - o->p) < n) {
+    o->cut = 1;
+    return;
+  }
+  memcpy(o->p, s, n);
+  o->p += n;
+}
+static void puts_(Out *o, const char *s) { put(o, s, strlen(s)); }
+#define PUTL(o, lit) put((o), (lit), sizeof(lit) - 1)
+static void putu(Out *o, unsigned long long u) {
+  char t[24];
+  size_t n = 0;
+  do {
+    t[sizeof t - 1 - n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  put(o, t + sizeof t - n, n);
+}
+static void putnum(Out *o, long long v) {
+  if (v < 0) PUTL(o, "-");
+  putu(o, v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v);
+}
+
+/* Writes the HTTP request of user u's next message into buf; returns its length (0 when it
+ * does not fit). */
 static size_t build_request(int u, char *buf, size_t cap) {
   User *us = &users[u];
-  char msg[768], body[1536], wamid[96], sig[65];
+  char body[1536], sig[65];
   long long wa = WA_BASE + u;
-  snprintf(wamid, sizeof wamid, "wamid.load.%lu.%d.%d.%d", run_id, u, us->round, us->sent);
   long ts = (long)time(NULL);
-  if (us->sent == 0)
-    snprintf(msg, sizeof msg,
-             "{\"from\":\"%lld\",\"id\":\"%s\",\"timestamp\":\"%ld\",\"type\":\"text\","
-             "\"text\":{\"body\":\"order\"}}",
-             wa, wamid, ts);
-  else
-    snprintf(msg, sizeof msg,
-             "{\"context\":{\"from\":\"" BIZ_NUMBER "\",\"id\":\"%s\"},\"from\":\"%lld\","
-             "\"id\":\"%s\",\"timestamp\":\"%ld\",\"type\":\"interactive\",\"interactive\":"
-             "{\"type\":\"button_reply\",\"button_reply\":{\"id\":%s,\"title\":%s}}}",
-             us->ctx_id, wa, wamid, ts, us->tap_id, us->tap_title);
-  int bn = snprintf(body, sizeof body,
-                    "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":"
-                    "\"102290129340398\",\"changes\":[{\"value\":{\"messaging_product\":"
-                    "\"whatsapp\",\"metadata\":{\"display_phone_number\":\"" BIZ_NUMBER "\","
-                    "\"phone_number_id\":\"%s\"},\"contacts\":[{\"profile\":{\"name\":"
-                    "\"User %d\"},\"wa_id\":\"%lld\"}],\"messages\":[%s]},\"field\":"
-                    "\"messages\"}]}]}",
-                    opt.pnid, u, wa, msg);
-  sign(body, (size_t)bn, sig);
-  int n = snprintf(buf, cap,
-                   "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-                   "X-Hub-Signature-256: sha256=%s\r\nContent-Length: %d\r\n\r\n%s",
-                   opt.path, opt.host, opt.port, sig, bn, body);
-  return (size_t)n;
+  Out b = {body, body + sizeof body, 0};
+  PUTL(&b, "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":"
+           "\"102290129340398\",\"changes\":[{\"value\":{\"messaging_product\":"
+           "\"whatsapp\",\"metadata\":{\"display_phone_number\":\"" BIZ_NUMBER "\","
+           "\"phone_number_id\":\"");
+  puts_(&b, opt.pnid);
+  PUTL(&b, "\"},\"contacts\":[{\"profile\":{\"name\":\"User ");
+  putnum(&b, u);
+  PUTL(&b, "\"},\"wa_id\":\"");
+  putnum(&b, wa);
+  PUTL(&b, "\"}],\"messages\":[{");
+  if (us->sent > 0) {
+    PUTL(&b, "\"context\":{\"from\":\"" BIZ_NUMBER "\",\"id\":\"");
+    puts_(&b, us->ctx_id);
+    PUTL(&b, "\"},");
+  }
+  PUTL(&b, "\"from\":\"");
+  putnum(&b, wa);
+  PUTL(&b, "\",\"id\":\"wamid.load.");
+  putu(&b, run_id);
+  PUTL(&b, ".");
+  putnum(&b, u);
+  PUTL(&b, ".");
+  putnum(&b, us->round);
+  PUTL(&b, ".");
+  putnum(&b, us->sent);
+  PUTL(&b, "\",\"timestamp\":\"");
+  putnum(&b, ts);
+  if (us->sent == 0) {
+    PUTL(&b, "\",\"type\":\"text\",\"text\":{\"body\":\"order\"}}");
+  } else {
+    PUTL(&b, "\",\"type\":\"interactive\",\"interactive\":{\"type\":\"button_reply\","
+             "\"button_reply\":{\"id\":");
+    puts_(&b, us->tap_id);
+    PUTL(&b, ",\"title\":");
+    puts_(&b, us->tap_title);
+    PUTL(&b, "}}}");
+  }
+  PUTL(&b, "]},\"field\":\"messages\"}]}]}");
+  size_t bn = (size_t)(b.p - body);
+  sign(body, bn, sig);
+  Out o = {buf, buf + cap, 0};
+  PUTL(&o, "POST ");
+  puts_(&o, opt.path);
+  PUTL(&o, " HTTP/1.1\r\nHost: ");
+  puts_(&o, opt.host);
+  PUTL(&o, ":");
+  putnum(&o, opt.port);
+  PUTL(&o, "\r\nContent-Type: application/json\r\nX-Hub-Signature-256: sha256=");
+  put(&o, sig, 64);
+  PUTL(&o, "\r\nContent-Length: ");
+  putnum(&o, (long long)bn);
+  PUTL(&o, "\r\n\r\n");
+  put(&o, body, bn);
+  return b.cut || o.cut ? 0 : (size_t)(o.p - buf);
 }
 
 /* ---- HTTP parsing shared by both sides ---- */
@@ -462,10 +524,10 @@ static void start_request(Conn *c, int u) {
   us->sent++;
   us->answered = us->got = 0;
   st.posted++;
-  if (append_out(c, reqbuf, n) != 0 || flush_out(c) != 0) {
+  if (n == 0 || append_out(c, reqbuf, n) != 0 || flush_out(c) != 0) {
     conn_close_fd(c);
     c->user = -1;
-    fail_user(us, "webhook write failed");
+    fail_user(us, n == 0 ? "webhook too large to build" : "webhook write failed");
   }
 }
 
@@ -679,7 +741,10 @@ static void server_event(Conn *c, uint32_t events) {
     c->continued = 0;
     st.api_requests++;
     char ans[512], resp[1024], wamid[64];
-    snprintf(wamid, sizeof wamid, "wamid.api.%lu", ++api_seq);
+    Out wo = {wamid, wamid + sizeof wamid - 1, 0};
+    PUTL(&wo, "wamid.api.");
+    putu(&wo, ++api_seq);
+    *wo.p = 0;
     if (h.is_post && strstr(h.path, "/messages")) {
       FrJrDoc d; /* read once: handle_send reads it too */
       FrJrError je;
@@ -687,10 +752,15 @@ static void server_event(Conn *c, uint32_t events) {
       char tob[64], q[160];
       json_quote(parsed ? jstr(&d, fr_jr_get(&d, FR_JR_ROOT, "to"), tob, sizeof tob) : NULL, q,
                  sizeof q);
-      snprintf(ans, sizeof ans,
-               "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":%s,\"wa_id\":%s}],"
-               "\"messages\":[{\"id\":\"%s\"}]}",
-               q, q, wamid);
+      Out ao = {ans, ans + sizeof ans - 1, 0};
+      PUTL(&ao, "{\"messaging_product\":\"whatsapp\",\"contacts\":[{\"input\":");
+      puts_(&ao, q);
+      PUTL(&ao, ",\"wa_id\":");
+      puts_(&ao, q);
+      PUTL(&ao, "}],\"messages\":[{\"id\":\"");
+      puts_(&ao, wamid);
+      PUTL(&ao, "\"}]}");
+      *ao.p = 0;
       if (parsed) {
         handle_send(&d, wamid);
         fr_jr_free(&d);
@@ -704,10 +774,15 @@ static void server_event(Conn *c, uint32_t events) {
                "\"id\":\"%s\"}",
                opt.pnid);
     }
-    int rn = snprintf(resp, sizeof resp,
-                      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                      "%zu\r\n%s\r\n%s",
-                      strlen(ans), h.close ? "Connection: close\r\n" : "", ans);
+    size_t al = strlen(ans);
+    Out ro = {resp, resp + sizeof resp, 0};
+    PUTL(&ro, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ");
+    putu(&ro, al);
+    PUTL(&ro, "\r\n");
+    if (h.close) PUTL(&ro, "Connection: close\r\n");
+    PUTL(&ro, "\r\n");
+    put(&ro, ans, al);
+    int rn = (int)(ro.p - resp);
     consume_in(c, (size_t)ml);
     if (opt.api_delay_ms > 0) api_delayed(c, resp, (size_t)rn);
     else if (append_out(c, resp, (size_t)rn) != 0 || flush_out(c) != 0) r = -1;
