@@ -41,14 +41,18 @@
 /* The lease step shared by enqueue, fire and claim. KEYS: 1 inbox, 2 lease, 3 ready, 4
  * outbox; ARGV: 1 owner, 2 lease ms, 3 now ms, 4 skey; due: now + lease ms as text (the
  * caller's last argument: a score Lua would otherwise format with printf). With work
- * (known: the caller just queued some) and the lease free (or the owner's): takes it and
- * returns 2; held by another: the session is looked at again when that lease would expire;
- * returns 0. */
+ * (known: the caller just queued some) and the lease free (taken with one SET NX, the
+ * usual case) or the owner's (renewed): takes it and returns 2; held by another: the
+ * session is looked at again when that lease would expire; returns 0. */
 #define LEASE_TAKE_LUA                                                                     \
   "local function take(known, due)\n"                                                      \
   "  if not known and redis.call('LLEN', KEYS[1]) == 0 and\n"                              \
   "     redis.call('LLEN', KEYS[4]) == 0 then\n"                                           \
   "    return 0\n"                                                                         \
+  "  end\n"                                                                                \
+  "  if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"                  \
+  "    redis.call('ZADD', KEYS[3], due, ARGV[4])\n"                                       \
+  "    return 2\n"                                                                         \
   "  end\n"                                                                                \
   "  local cur = redis.call('GET', KEYS[2])\n"                                             \
   "  if cur and cur ~= ARGV[1] then\n"                                                     \
