@@ -51,6 +51,7 @@
 #include <openssl/hmac.h>
 
 #include "jread.h"
+#include "rtbuf.h"
 #include "signature.h"
 
 #define STEPS 4
@@ -214,18 +215,9 @@ static void put(Out *o, const char *s, size_t n) {
 }
 static void puts_(Out *o, const char *s) { put(o, s, strlen(s)); }
 #define PUTL(o, lit) put((o), (lit), sizeof(lit) - 1)
-static void putu(Out *o, unsigned long long u) {
-  char t[24];
-  size_t n = 0;
-  do {
-    t[sizeof t - 1 - n++] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  put(o, t + sizeof t - n, n);
-}
 static void putnum(Out *o, long long v) {
-  if (v < 0) PUTL(o, "-");
-  putu(o, v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v);
+  char t[24];
+  put(o, t, fr_fmt_i64(t, sizeof t, v));
 }
 
 /* Writes the HTTP request of user u's next message into buf; returns its length (0 when it
@@ -254,7 +246,7 @@ static size_t build_request(int u, char *buf, size_t cap) {
   PUTL(&b, "\"from\":\"");
   putnum(&b, wa);
   PUTL(&b, "\",\"id\":\"wamid.load.");
-  putu(&b, run_id);
+  putnum(&b, (long long)run_id);
   PUTL(&b, ".");
   putnum(&b, u);
   PUTL(&b, ".");
@@ -743,7 +735,7 @@ static void server_event(Conn *c, uint32_t events) {
     char ans[512], resp[1024], wamid[64];
     Out wo = {wamid, wamid + sizeof wamid - 1, 0};
     PUTL(&wo, "wamid.api.");
-    putu(&wo, ++api_seq);
+    putnum(&wo, (long long)++api_seq);
     *wo.p = 0;
     if (h.is_post && strstr(h.path, "/messages")) {
       FrJrDoc d; /* read once: handle_send reads it too */
@@ -777,7 +769,7 @@ static void server_event(Conn *c, uint32_t events) {
     size_t al = strlen(ans);
     Out ro = {resp, resp + sizeof resp, 0};
     PUTL(&ro, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ");
-    putu(&ro, al);
+    putnum(&ro, (long long)al);
     PUTL(&ro, "\r\n");
     if (h.close) PUTL(&ro, "Connection: close\r\n");
     PUTL(&ro, "\r\n");

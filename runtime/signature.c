@@ -1,8 +1,8 @@
 /* runtime/signature.c: the X-Hub-Signature-256 check (HMAC-SHA256 over the raw body, with
  * the escaped-unicode fallback of WHATSAPP.md §1). Owns nothing but that: no HTTP, no JSON,
- * no globals, no allocation beyond the key and OpenSSL's digest contexts. HMAC is built on
- * EVP digests with the key's padded blocks hashed once (FrSigKey), and the escaped form is
- * streamed into it, never materialised. */
+ * no globals, no allocation beyond the key (with its OpenSSL digest contexts). HMAC is
+ * built on EVP digests with the key's padded blocks hashed once (FrSigKey), and the escaped
+ * form is streamed into it, never materialised. */
 #include "signature.h"
 
 #include <openssl/crypto.h>
@@ -21,33 +21,39 @@
 struct FrSigKey {
   EVP_MD *md;
   EVP_MD_CTX *inner, *outer; /* SHA-256 after (key ^ ipad), after (key ^ opad) */
+  EVP_MD_CTX *work;          /* a check's digest (one check at a time per key) */
 };
 
 #define BLOCK 64
 
+/* c: the SHA-256 state after the key's block xor'ed with x (HMAC's ipad or opad). */
+static int pad_state(EVP_MD_CTX *c, const EVP_MD *md, const unsigned char key[BLOCK],
+                     unsigned char x) {
+  unsigned char pad[BLOCK];
+  for (int i = 0; i < BLOCK; i++) pad[i] = key[i] ^ x;
+  int ok = EVP_DigestInit_ex(c, md, NULL) == 1 && EVP_DigestUpdate(c, pad, BLOCK) == 1;
+  OPENSSL_cleanse(pad, sizeof pad);
+  return ok;
+}
+
 FrSigKey *fr_sigkey_new(const char *secret, size_t len) {
   FrSigKey *k = calloc(1, sizeof *k);
   if (!k) return NULL;
-  unsigned char key[BLOCK], pad[BLOCK];
+  unsigned char key[BLOCK];
   memset(key, 0, sizeof key);
   k->md = EVP_MD_fetch(NULL, "SHA256", NULL);
   k->inner = EVP_MD_CTX_new();
   k->outer = EVP_MD_CTX_new();
-  int ok = k->md && k->inner && k->outer;
+  k->work = EVP_MD_CTX_new();
+  int ok = k->md && k->inner && k->outer && k->work;
   if (ok && len > BLOCK) { /* a long key is hashed first */
     unsigned int n = 0;
     ok = EVP_Digest(secret, len, key, &n, k->md, NULL) == 1;
   } else if (ok && len) {
     memcpy(key, secret, len);
   }
-  for (int i = 0; i < BLOCK; i++) pad[i] = key[i] ^ 0x36;
-  ok = ok && EVP_DigestInit_ex(k->inner, k->md, NULL) == 1 &&
-       EVP_DigestUpdate(k->inner, pad, BLOCK) == 1;
-  for (int i = 0; i < BLOCK; i++) pad[i] = key[i] ^ 0x5c;
-  ok = ok && EVP_DigestInit_ex(k->outer, k->md, NULL) == 1 &&
-       EVP_DigestUpdate(k->outer, pad, BLOCK) == 1;
+  ok = ok && pad_state(k->inner, k->md, key, 0x36) && pad_state(k->outer, k->md, key, 0x5c);
   OPENSSL_cleanse(key, sizeof key);
-  OPENSSL_cleanse(pad, sizeof pad);
   if (!ok) {
     fr_sigkey_free(k);
     return NULL;
@@ -59,19 +65,20 @@ void fr_sigkey_free(FrSigKey *k) {
   if (!k) return;
   EVP_MD_CTX_free(k->inner);
   EVP_MD_CTX_free(k->outer);
+  EVP_MD_CTX_free(k->work);
   EVP_MD_free(k->md);
   free(k);
 }
 
 typedef struct {
   const FrSigKey *k;
-  EVP_MD_CTX *ctx;
+  EVP_MD_CTX *ctx; /* the key's work context */
 } Hmac;
 
-static int hmac_begin(Hmac *h, const FrSigKey *k) {
+static int hmac_begin(Hmac *h, FrSigKey *k) {
   h->k = k;
-  h->ctx = EVP_MD_CTX_new();
-  return h->ctx && EVP_MD_CTX_copy_ex(h->ctx, k->inner) == 1 ? 0 : -1;
+  h->ctx = k->work;
+  return EVP_MD_CTX_copy_ex(h->ctx, k->inner) == 1 ? 0 : -1;
 }
 
 static int hmac_update(Hmac *h, const void *p, size_t n) {
@@ -87,17 +94,13 @@ static int hmac_end(Hmac *h, unsigned char out[MAC_LEN]) {
                    EVP_DigestFinal_ex(h->ctx, out, &m) == 1 && m == MAC_LEN
                ? 0
                : -1;
-  EVP_MD_CTX_free(h->ctx);
   h->ctx = NULL;
   return rc;
 }
 
-static void hmac_abort(Hmac *h) {
-  EVP_MD_CTX_free(h->ctx);
-  h->ctx = NULL;
-}
+static void hmac_abort(Hmac *h) { h->ctx = NULL; /* the key's context is reset at the next check */ }
 
-static int hmac_raw(const FrSigKey *key, const char *body, size_t len,
+static int hmac_raw(FrSigKey *key, const char *body, size_t len,
                     unsigned char out[MAC_LEN]) {
   Hmac h;
   if (hmac_begin(&h, key) != 0 || hmac_update(&h, body, len) != 0) {
@@ -151,7 +154,7 @@ static void put_u(char *out, unsigned long unit) {
 
 /* HMAC over the body with every non-ASCII code point written as \uXXXX. Returns 0, 1 if the
  * body is not valid UTF-8 (no escaped form exists), -1 on a crypto failure. */
-static int hmac_escaped(const FrSigKey *key, const char *body, size_t len,
+static int hmac_escaped(FrSigKey *key, const char *body, size_t len,
                         unsigned char out[MAC_LEN]) {
   Hmac h;
   if (hmac_begin(&h, key) != 0) {
@@ -221,7 +224,7 @@ static int parse_header(const char *header, unsigned char want[MAC_LEN]) {
   return hx[2 * MAC_LEN] == '\0' ? 0 : -1;
 }
 
-int fr_sigkey_check(const FrSigKey *key, const char *body, size_t len, const char *header) {
+int fr_sigkey_check(FrSigKey *key, const char *body, size_t len, const char *header) {
   if (!key) return FR_SIG_ERROR;
   if (!header || !*header) return FR_SIG_MISSING;
   unsigned char want[MAC_LEN], got[MAC_LEN];
@@ -268,7 +271,7 @@ const char *fr_signature_result_name(int result) {
   }
 }
 
-int fr_sigkey_sign(const FrSigKey *key, const char *body, size_t len, char *out) {
+int fr_sigkey_sign(FrSigKey *key, const char *body, size_t len, char *out) {
   static const char hex[] = "0123456789abcdef";
   unsigned char mac[MAC_LEN];
   if (!key || hmac_raw(key, body ? body : "", len, mac) != 0) return -1;

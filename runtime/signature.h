@@ -29,7 +29,7 @@ typedef struct FrSigKey FrSigKey;
 FrSigKey *fr_sigkey_new(const char *secret, size_t len);
 void fr_sigkey_free(FrSigKey *k);
 /* fr_signature_check with a ready key (NULL: FR_SIG_ERROR). */
-int fr_sigkey_check(const FrSigKey *key, const char *body, size_t len, const char *header);
+int fr_sigkey_check(FrSigKey *key, const char *body, size_t len, const char *header);
 
 /* header: the header's value as received (NUL-terminated, may be NULL). Returns an
  * FrSigResult. */
@@ -46,6 +46,6 @@ const char *fr_signature_result_name(int result);
 int fr_signature_compute(const char *app_secret, size_t secret_len, const char *body,
                          size_t len, char *out);
 /* fr_signature_compute with a ready key. */
-int fr_sigkey_sign(const FrSigKey *key, const char *body, size_t len, char *out);
+int fr_sigkey_sign(FrSigKey *key, const char *body, size_t len, char *out);
 
 #endif
